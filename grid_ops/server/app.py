@@ -1,0 +1,82 @@
+"""The FastAPI application: routers, error shape, and the scheduler's life with the app's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from grid_ops.version import __version__
+from grid_ops.server.auth import Authenticator
+from grid_ops.server.config import ServerConfig
+from grid_ops.server.db import init_db, make_engine, sqlite_url
+from grid_ops.server.errors import install_handlers
+from grid_ops.server.executors.base import Executor
+from grid_ops.server.executors.local import LocalExecutor
+from grid_ops.server.routers import auth, clusters, experiments, runs
+from grid_ops.server.scheduler import Scheduler
+from grid_ops.server.state import AppState, load_secret
+
+
+def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler) -> dict[str, Executor]:
+    """One executor per configured cluster."""
+    out: dict[str, Executor] = {}
+    for cluster in config.clusters.values():
+        if cluster.executor == "local":
+            out[cluster.id] = LocalExecutor(scheduler.report, state_dir / "clusters" / cluster.id, cluster.capacity.gpu)
+    return out
+
+
+def create_app(
+    config: ServerConfig,
+    state_dir: Path,
+    db_url: str | None = None,
+    on_started: Callable[[AppState], None] | None = None,
+    on_stopping: Callable[[AppState], None] | None = None,
+) -> FastAPI:
+    """A control plane keeping its files under ``state_dir`` and its records in ``db_url``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(db_url or sqlite_url(state_dir))
+    sessions = init_db(engine)
+    scheduler = Scheduler(config, sessions, state_dir)
+    scheduler.executors.update(build_executors(config, state_dir, scheduler))
+    state = AppState(
+        config=config,
+        sessions=sessions,
+        scheduler=scheduler,
+        auth=Authenticator(),
+        state_dir=state_dir,
+        secret=load_secret(sessions),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
+        if on_started is not None:
+            on_started(state)
+        try:
+            yield
+        finally:
+            if on_stopping is not None:
+                on_stopping(state)
+            scheduler.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="grid-ops control plane",
+        version=__version__,
+        description="Runs, experiments and clusters in the Grid v1 REST dialect.",
+        lifespan=lifespan,
+    )
+    app.state.grid = state
+    install_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (auth.router, clusters.router, runs.router, experiments.router):
+        app.include_router(router)
+    return app

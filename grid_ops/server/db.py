@@ -1,0 +1,58 @@
+"""Engine and sessions: SQLite by default (WAL, one file under the state directory), or any URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from grid_ops.server.models import Base
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes: read them back as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def sqlite_url(state_dir: Path) -> str:
+    """The default database: ``<state_dir>/grid.db``."""
+    return f"sqlite:///{state_dir / 'grid.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["pool_size"] = 20
+        kwargs["max_overflow"] = 20
+    elif url.startswith("postgresql:"):
+        url = "postgresql+psycopg:" + url.removeprefix("postgresql:")
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine
+
+
+def init_db(engine: Engine) -> sessionmaker[Session]:
+    """Create missing tables and return the session factory."""
+    Base.metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,267 @@
+"""The ``local`` executor: each experiment is a process group on this machine.
+
+The command runs under a tiny ``sh`` wrapper that writes its exit code to a file next to the log, so a
+control plane that restarts can still learn how an experiment that outlived it ended. Output goes
+straight to a log file (no pipe), so experiments keep running and logging if the control plane dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
+from grid_ops.server.tarsafe import safe_extract
+
+_WRAPPER = '"$@"; code=$?; echo "$code" > "$GRID_OPS_EXIT_FILE"; exit "$code"'
+_POLL_SECONDS = 0.5
+
+
+def describe_exit(code: int | None) -> str:
+    """A person's reading of an exit status: code, or the signal that ended it."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    if code > 128 and code - 128 < 65:
+        try:
+            return f"exited with code {code} ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"exited with code {code}"
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (to tell a recycled pid from ours), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return fields[19]
+
+
+class LocalExecutor(Executor):
+    """Runs experiments as child process groups under ``state_dir/experiments/<id>/``."""
+
+    def __init__(self, on_exit: ExitCallback, state_dir: Path, gpus: int = 0) -> None:
+        super().__init__(on_exit)
+        self.root = state_dir / "experiments"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._pgids: dict[str, int] = {}
+        self._free_gpus = list(range(gpus))
+        self._gpu_of: dict[str, list[int]] = {}
+        self._stopping: set[str] = set()
+
+    # ------------------------------------------------------------------ paths
+
+    def exp_dir(self, experiment_id: str) -> Path:
+        return self.root / experiment_id
+
+    def log_path(self, experiment_id: str) -> Path:
+        return self.exp_dir(experiment_id) / "output.log"
+
+    def _exit_file(self, experiment_id: str) -> Path:
+        return self.exp_dir(experiment_id) / "exit_code"
+
+    # ------------------------------------------------------------------ launch
+
+    def _prepare_workdir(self, spec: LaunchSpec, base: Path) -> Path:
+        work = base / "source"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        if spec.source_tarball is not None:
+            try:
+                with tarfile.open(spec.source_tarball, "r:*") as tar:
+                    safe_extract(tar, work)
+            except (OSError, tarfile.TarError, ValueError) as exc:
+                raise LaunchError(f"could not unpack the run's source: {exc}") from exc
+        cwd = work
+        if spec.relative_work_dir:
+            cwd = (work / spec.relative_work_dir).resolve()
+            if not cwd.is_relative_to(work.resolve()) or not cwd.is_dir():
+                raise LaunchError(
+                    f"relative working directory {spec.relative_work_dir!r} does not exist in the source"
+                )
+        return cwd
+
+    def _check_command(self, argv: tuple[str, ...], cwd: Path, env: dict[str, str]) -> None:
+        if not argv:
+            raise LaunchError("the command is empty")
+        prog = argv[0]
+        if "/" in prog:
+            target = (cwd / prog) if not os.path.isabs(prog) else Path(prog)
+            if not target.exists():
+                raise LaunchError(f"command not found: {prog!r} does not exist in the working directory")
+            if not os.access(target, os.X_OK):
+                raise LaunchError(f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)")
+        elif shutil.which(prog, path=env.get("PATH")) is None:
+            raise LaunchError(f"command not found: {prog!r} is not on PATH")
+
+    def launch(self, spec: LaunchSpec) -> str:
+        base = self.exp_dir(spec.experiment_id)
+        (base / "artifacts").mkdir(parents=True, exist_ok=True)
+        (base / "scratch").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self._exit_file(spec.experiment_id).unlink()
+        cwd = self._prepare_workdir(spec, base)
+        env = dict(spec.env)
+        env.setdefault("GRID_ARTIFACTS_DIR", str(base / "artifacts"))
+        env.setdefault("GRID_SCRATCH_DIR", str(base / "scratch"))
+        env["GRID_OPS_EXIT_FILE"] = str(self._exit_file(spec.experiment_id))
+        self._check_command(spec.argv, cwd, env)
+        gpus: list[int] = []
+        with self._lock:
+            if spec.gpu:
+                if len(self._free_gpus) < spec.gpu:
+                    raise LaunchError(f"needs {spec.gpu} GPU(s) but only {len(self._free_gpus)} are free")
+                gpus, self._free_gpus = self._free_gpus[: spec.gpu], self._free_gpus[spec.gpu :]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+        log = open(self.log_path(spec.experiment_id), "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "grid-experiment", *spec.argv],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._release_gpus_list(gpus)
+            raise LaunchError(f"could not start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
+        finally:
+            log.close()
+        with self._lock:
+            self._procs[spec.experiment_id] = proc
+            self._pgids[spec.experiment_id] = proc.pid
+            if gpus:
+                self._gpu_of[spec.experiment_id] = gpus
+        threading.Thread(
+            target=self._wait, args=(spec.experiment_id, proc), name=f"wait-{spec.experiment_id}", daemon=True
+        ).start()
+        start = _proc_start_time(proc.pid) or ""
+        return f"{proc.pid}:{start}"
+
+    def _release_gpus_list(self, gpus: list[int]) -> None:
+        with self._lock:
+            self._free_gpus.extend(gpus)
+            self._free_gpus.sort()
+
+    def _finish(self, experiment_id: str, code: int | None, message: str) -> None:
+        with self._lock:
+            self._procs.pop(experiment_id, None)
+            self._pgids.pop(experiment_id, None)
+            self._stopping.discard(experiment_id)
+            gpus = self._gpu_of.pop(experiment_id, [])
+        if gpus:
+            self._release_gpus_list(gpus)
+        self.on_exit(Outcome(experiment_id, code, message))
+
+    def _wait(self, experiment_id: str, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        # Kill anything the command left behind in its group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        self._finish(experiment_id, code, describe_exit(code))
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(self, experiment_id: str, handle: str | None, grace_seconds: float) -> None:
+        with self._lock:
+            pgid = self._pgids.get(experiment_id)
+            if pgid is None and handle:
+                pgid = int(handle.split(":", 1)[0])
+            if pgid is None or experiment_id in self._stopping:
+                return
+            self._stopping.add(experiment_id)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        timer = threading.Timer(grace_seconds, self._force_kill, args=(experiment_id, pgid))
+        timer.daemon = True
+        timer.start()
+
+    def _force_kill(self, experiment_id: str, pgid: int) -> None:
+        with self._lock:
+            still = experiment_id in self._stopping
+        if still:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ restart
+
+    def _read_exit_file(self, experiment_id: str) -> int | None:
+        try:
+            return int(self._exit_file(experiment_id).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def adopt(self, experiment_id: str, handle: str | None) -> None:
+        pid, _, start = (handle or "").partition(":")
+        alive = bool(pid) and _proc_start_time(int(pid)) == start and bool(start)
+        if not alive:
+            code = self._read_exit_file(experiment_id)
+            if code is None:
+                msg = "the experiment's process vanished while the control plane was down; exit status unknown"
+            else:
+                msg = describe_exit(code) + " (while the control plane was down)"
+            self.on_exit(Outcome(experiment_id, code, msg))
+            return
+        with self._lock:
+            self._pgids[experiment_id] = int(pid)
+        threading.Thread(
+            target=self._watch_adopted, args=(experiment_id, int(pid), start), daemon=True
+        ).start()
+
+    def _watch_adopted(self, experiment_id: str, pid: int, start: str) -> None:
+        while _proc_start_time(pid) == start:
+            time.sleep(_POLL_SECONDS)
+        for _ in range(20):  # the wrapper writes the file as its last act
+            code = self._read_exit_file(experiment_id)
+            if code is not None:
+                break
+            time.sleep(0.05)
+        self._finish(experiment_id, code, describe_exit(code))
+
+    # ------------------------------------------------------------------ logs and shutdown
+
+    def read_log(self, experiment_id: str, offset: int, limit: int) -> tuple[bytes, int]:
+        path = self.log_path(experiment_id)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(min(offset, size))
+                return f.read(max(0, limit)), size
+        except FileNotFoundError:
+            return b"", 0
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._pgids)
+
+    def shutdown(self, grace_seconds: float) -> list[str]:
+        ids = self.running()
+        for exp_id in ids:
+            self.cancel(exp_id, None, grace_seconds)
+        deadline = time.monotonic() + grace_seconds + 2
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return ids

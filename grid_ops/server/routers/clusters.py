@@ -1,0 +1,45 @@
+"""``/v1/core/clusters``: the clusters of the server config and their instance types."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from grid_ops.schemas import Cluster, ListClustersResponse, ListInstanceTypesResponse
+from grid_ops.server.errors import ApiError
+from grid_ops.server.lookup import check_cluster
+from grid_ops.server.state import StateDep, UserDep
+from grid_ops.server.views import cluster_view, instance_type_view
+
+router = APIRouter(prefix="/v1/core/clusters", tags=["clusters"])
+_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
+
+
+@router.get("", response_model=ListClustersResponse, **_OPTS)
+def list_clusters(state: StateDep, user: UserDep) -> ListClustersResponse:
+    return ListClustersResponse(
+        clusters=[cluster_view(c) for c in state.config.clusters.values()],
+        default_cluster=state.config.default_cluster,
+    )
+
+
+@router.get("/{cluster_id}", response_model=Cluster, **_OPTS)
+def get_cluster(cluster_id: str, state: StateDep, user: UserDep) -> Cluster:
+    check_cluster(state.config, cluster_id)
+    return cluster_view(state.config.clusters[cluster_id])
+
+
+@router.get("/{cluster_id}/instance-types", response_model=ListInstanceTypesResponse, **_OPTS)
+def list_instance_types(cluster_id: str, state: StateDep, user: UserDep) -> ListInstanceTypesResponse:
+    check_cluster(state.config, cluster_id)
+    return ListInstanceTypesResponse(
+        instance_types=[instance_type_view(t) for t in state.config.clusters[cluster_id].instance_types]
+    )
+
+
+@router.post("", include_in_schema=False)
+@router.put("/{cluster_id}", include_in_schema=False)
+@router.delete("/{cluster_id}", include_in_schema=False)
+def change_cluster(state: StateDep, user: UserDep) -> None:
+    raise ApiError(
+        405, "clusters are declared in the server's config file (--config); edit it and restart the server"
+    )

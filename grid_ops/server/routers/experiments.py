@@ -1,0 +1,210 @@
+"""``/v1/core/{clusterId}/experiments``: read, list, cancel, delete, events and logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from grid_ops.schemas import (
+    DeleteResponse,
+    Experiment,
+    ExperimentEvent,
+    ExperimentState,
+    ListExperimentEventsResponse,
+    ListExperimentsResponse,
+    LogChunk,
+    UpdateExperimentRequest,
+)
+from grid_ops.server.control import stop_experiments
+from grid_ops.server.db import as_utc
+from grid_ops.server.errors import bad_request
+from grid_ops.server.ids import is_id
+from grid_ops.server.lookup import check_cluster, find_experiment
+from grid_ops.server.models import EventRow, ExperimentRow, RunRow
+from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.phases import TERMINAL
+from grid_ops.server.scheduler import refresh_runs
+from grid_ops.server.state import SessionDep, StateDep, UserDep, wake_after_commit
+from grid_ops.server.views import experiment_view
+
+router = APIRouter(prefix="/v1/core/{cluster_id}/experiments", tags=["experiments"])
+_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
+MAX_LOG_CHUNK = 8 * 1024 * 1024
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
+
+
+def _phases(values: list[str] | None) -> list[str]:
+    out = []
+    for part in _split(values):
+        name = part if part.startswith("EXPERIMENT_STATE_") else "EXPERIMENT_STATE_" + part.upper()
+        try:
+            out.append(ExperimentState(name).value)
+        except ValueError as exc:
+            raise bad_request(
+                f"unknown experiment phase {part!r}; use one of {[s.value for s in ExperimentState]}"
+            ) from exc
+    return out
+
+
+@router.get("", response_model=ListExperimentsResponse, **_OPTS)
+def list_experiments(
+    cluster_id: str,
+    state: StateDep,
+    session: SessionDep,
+    user: UserDep,
+    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    limit: int | None = None,
+    names: list[str] | None = None,
+    run_ids: Annotated[list[str] | None, Query(alias="runIds")] = None,
+    phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
+    phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
+) -> ListExperimentsResponse:
+    check_cluster(state.config, cluster_id)
+    size = page_size(page_size_, limit)
+    offset = decode(page_token)
+    where = [ExperimentRow.user_id == user.id, ExperimentRow.cluster_id == cluster_id]
+    if names:
+        where.append(ExperimentRow.name.in_(_split(names)))
+    if run_ids:
+        refs = _split(run_ids)
+        ids = [r for r in refs if is_id(r)]
+        by_name = [r for r in refs if not is_id(r)]
+        if by_name:
+            ids += list(
+                session.scalars(
+                    select(RunRow.id).where(
+                        RunRow.user_id == user.id, RunRow.name.in_(by_name), RunRow.deleted_at.is_(None)
+                    )
+                )
+            )
+        where.append(ExperimentRow.run_id.in_(ids))
+    if phase_in:
+        where.append(ExperimentRow.phase.in_(_phases(phase_in)))
+    if phase_not_in:
+        where.append(ExperimentRow.phase.not_in(_phases(phase_not_in)))
+    elif not phase_in:
+        where.append(ExperimentRow.deleted_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(ExperimentRow).where(*where)) or 0
+    rows = session.execute(
+        select(ExperimentRow, RunRow)
+        .join(RunRow, RunRow.id == ExperimentRow.run_id)
+        .where(*where)
+        .order_by(ExperimentRow.created_at.desc(), ExperimentRow.run_id, ExperimentRow.index)
+        .offset(offset)
+        .limit(size)
+    ).all()
+    nxt = offset + len(rows)
+    return ListExperimentsResponse(
+        experiments=[experiment_view(e, r) for e, r in rows],
+        next_page_token=encode(nxt) if nxt < total else None,
+        total_size=str(total),
+    )
+
+
+@router.get("/{exp_ref}", response_model=Experiment, **_OPTS)
+def get_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Experiment:
+    exp, run = find_experiment(session, user, exp_ref)
+    return experiment_view(exp, run)
+
+
+@router.put("/{exp_ref}", response_model=Experiment, **_OPTS)
+def update_experiment(
+    cluster_id: str, exp_ref: str, body: UpdateExperimentRequest, session: SessionDep, user: UserDep
+) -> Experiment:
+    exp, run = find_experiment(session, user, exp_ref)
+    desired = body.spec.desired_state if body.spec else None
+    if desired == ExperimentState.CANCELLED:
+        wake_after_commit(session, stop_experiments(session, [exp], delete=False))
+    elif desired == ExperimentState.DELETED:
+        wake_after_commit(session, stop_experiments(session, [exp], delete=True))
+    else:
+        raise bad_request(
+            "nothing to change: set spec.desiredState to EXPERIMENT_STATE_CANCELLED to cancel the experiment"
+        )
+    session.flush()
+    refresh_runs(session, [run.id])
+    return experiment_view(exp, run)
+
+
+@router.delete("/{exp_ref}", response_model=DeleteResponse, **_OPTS)
+def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> DeleteResponse:
+    exp, run = find_experiment(session, user, exp_ref)
+    wake_after_commit(session, stop_experiments(session, [exp], delete=True))
+    session.flush()
+    refresh_runs(session, [run.id])
+    return DeleteResponse()
+
+
+@router.get("/{exp_ref}/events", response_model=ListExperimentEventsResponse, **_OPTS)
+def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> ListExperimentEventsResponse:
+    exp, run = find_experiment(session, user, exp_ref)
+    created = ExperimentEvent(
+        id=f"{exp.id}-0", phase=ExperimentState.PENDING, message="created", timestamp=as_utc(exp.created_at)
+    )
+    rows = session.scalars(select(EventRow).where(EventRow.experiment_id == exp.id).order_by(EventRow.id)).all()
+    events = [created] + [
+        ExperimentEvent(
+            id=f"{exp.id}-{r.id}",
+            phase=ExperimentState(r.phase) if r.phase else None,
+            desired_state=ExperimentState(r.desired_state) if r.desired_state else None,
+            message=r.message,
+            timestamp=as_utc(r.timestamp),
+        )
+        for r in rows
+    ]
+    return ListExperimentEventsResponse(events=events)
+
+
+def _tail_offset(read: object, size: int, lines: int) -> int:
+    """The byte offset where the last ``lines`` lines of a log of ``size`` bytes begin."""
+    assert callable(read)
+    pos, found, block = size, 0, 64 * 1024
+    while pos > 0:
+        start = max(0, pos - block)
+        data: bytes = read(start, pos - start)
+        # a trailing newline ends the last line rather than starting an empty one
+        end = len(data) - 1 if pos == size and data.endswith(b"\n") else len(data)
+        idx = end
+        while True:
+            idx = data.rfind(b"\n", 0, idx)
+            if idx < 0:
+                break
+            found += 1
+            if found == lines:
+                return start + idx + 1
+        pos = start
+    return 0
+
+
+@router.get("/{exp_ref}/logs", response_model=LogChunk, **_OPTS)
+def experiment_logs(
+    cluster_id: str,
+    exp_ref: str,
+    state: StateDep,
+    session: SessionDep,
+    user: UserDep,
+    offset: int = 0,
+    limit: int = 1024 * 1024,
+    tail: int | None = None,
+) -> LogChunk:
+    exp, _run = find_experiment(session, user, exp_ref)
+    if offset < 0 or limit <= 0 or (tail is not None and tail < 0):
+        raise bad_request("offset must be >= 0, limit > 0 and tail >= 0")
+    executor = state.scheduler.executors.get(exp.cluster_id)
+    if executor is None:
+        return LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True)
+    limit = min(limit, MAX_LOG_CHUNK)
+    _, size = executor.read_log(exp.id, 0, 0)
+    if tail is not None:
+        offset = _tail_offset(lambda o, n: executor.read_log(exp.id, o, n)[0], size, tail) if tail else size
+        limit = MAX_LOG_CHUNK
+    data, size = executor.read_log(exp.id, offset, limit)
+    nxt = min(offset, size) + len(data)
+    eof = exp.phase in TERMINAL and nxt >= size
+    return LogChunk(data=data.decode("utf-8", "replace"), offset=offset, next_offset=nxt, size=size, eof=eof)

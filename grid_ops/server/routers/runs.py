@@ -1,0 +1,201 @@
+"""``/v1/core/{clusterId}/runs``: create (with dry run and source upload), read, list, cancel, delete."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select, update
+
+from grid_ops.schemas import (
+    CreateRunRequest,
+    DeleteResponse,
+    ExperimentState,
+    ListRunsResponse,
+    Run,
+    RunState,
+    RunStatus,
+    UpdateRunRequest,
+)
+from grid_ops.server import run_factory
+from grid_ops.server.control import stop_run
+from grid_ops.server.errors import ApiError, bad_request
+from grid_ops.server.lookup import check_cluster, find_run
+from grid_ops.server.models import ExperimentRow, RunRow
+from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, get_state, wake_after_commit
+from grid_ops.server.tarsafe import check_members
+from grid_ops.server.views import run_view
+
+router = APIRouter(prefix="/v1/core/{cluster_id}/runs", tags=["runs"])
+_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
+_CANCEL = {RunState.CANCELED}
+
+
+def _phases(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        for part in v.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name = part if part.startswith("RUN_STATE_") else "RUN_STATE_" + part.upper()
+            try:
+                out.append(RunState(name).value)
+            except ValueError as exc:
+                raise bad_request(f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}") from exc
+    return out
+
+
+@router.post("", response_model=Run, **_OPTS)
+def create_run(
+    cluster_id: str, body: CreateRunRequest, request: Request, state: StateDep, session: SessionDep, user: UserDep
+) -> Run:
+    prepared = run_factory.prepare(session, state.config, user, cluster_id, body)
+    if prepared.spec.dry_run:
+        plan = run_factory.plan(prepared)
+        return Run(
+            id="",
+            name=prepared.name,
+            description=body.description,
+            spec=prepared.spec,
+            status=RunStatus(phase=RunState.PENDING, hourly_cost=plan.hourly_cost_all_parallel, cost=0.0, plan=plan),
+        )
+    run = run_factory.store(session, user, prepared, body.description, bool(body.local_dir))
+    view = run_view(session, run)
+    if body.local_dir:
+        token = state.sign("source", run.id)
+        base = str(request.base_url).rstrip("/")
+        view.status.upload_url = f"{base}/v1/core/{cluster_id}/runs/{run.id}/source?token={token}"
+    wake_after_commit(session, not body.local_dir)
+    return view
+
+
+@router.get("", response_model=ListRunsResponse, **_OPTS)
+def list_runs(
+    cluster_id: str,
+    state: StateDep,
+    session: SessionDep,
+    user: UserDep,
+    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    limit: int | None = None,
+    phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
+    phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
+    query: str | None = None,
+    names: list[str] | None = None,
+    user_ids: Annotated[list[str] | None, Query(alias="userIds")] = None,
+) -> ListRunsResponse:
+    check_cluster(state.config, cluster_id)
+    size = page_size(page_size_, limit)
+    offset = decode(page_token)
+    where = [RunRow.user_id == user.id, RunRow.cluster_id == cluster_id]
+    if phase_in:
+        where.append(RunRow.phase.in_(_phases(phase_in)))
+    if phase_not_in:
+        where.append(RunRow.phase.not_in(_phases(phase_not_in)))
+    else:
+        where.append(RunRow.deleted_at.is_(None))
+    if query:
+        where.append(RunRow.name.contains(query, autoescape=True))
+    if names:
+        where.append(RunRow.name.in_([n for v in names for n in v.split(",") if n]))
+    total = session.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
+    rows = session.scalars(
+        select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id.desc()).offset(offset).limit(size)
+    ).all()
+    nxt = offset + len(rows)
+    return ListRunsResponse(
+        runs=[run_view(session, r, with_ids=False) for r in rows],
+        next_page_token=encode(nxt) if nxt < total else None,
+        total_size=str(total),
+    )
+
+
+@router.get("/{run_ref}", response_model=Run, **_OPTS)
+def get_run(cluster_id: str, run_ref: str, state: StateDep, session: SessionDep, user: UserDep) -> Run:
+    return run_view(session, find_run(session, user, run_ref))
+
+
+@router.put("/{run_ref}", response_model=Run, **_OPTS)
+def update_run(
+    cluster_id: str,
+    run_ref: str,
+    body: UpdateRunRequest,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: UserDep,
+) -> Run:
+    run = find_run(session, user, run_ref, for_update=True)
+    desired = body.spec.desired_state if body.spec else None
+    if desired is None or desired == RunState.UNSPECIFIED:
+        raise bad_request("nothing to change: set spec.desiredState to RUN_STATE_CANCELED to cancel the run")
+    if desired == RunState.DELETED:
+        wake_after_commit(session, stop_run(session, run, delete=True))
+    elif desired in _CANCEL:
+        wake_after_commit(session, stop_run(session, run, delete=False))
+    else:
+        raise bad_request(f"a run's desiredState can only be set to RUN_STATE_CANCELED, not {desired.value}")
+    return run_view(session, run)
+
+
+@router.delete("/{run_ref}", response_model=DeleteResponse, **_OPTS)
+def delete_run(
+    cluster_id: str, run_ref: str, request: Request, state: StateDep, session: SessionDep, user: UserDep
+) -> DeleteResponse:
+    run = find_run(session, user, run_ref, for_update=True)
+    wake_after_commit(session, stop_run(session, run, delete=True))
+    return DeleteResponse()
+
+
+def _accept_source(state: AppState, run_id: str, tmp: str) -> None:
+    """Check the uploaded archive, keep it, and release the run's experiments to the scheduler."""
+    try:
+        with tarfile.open(tmp, "r:gz") as tar:
+            check_members(tar)
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, OSError, ValueError) as exc:
+        raise bad_request(f"the source upload is not a valid gzip tar archive: {exc}") from exc
+    with state.sessions.begin() as session:
+        run = session.get(RunRow, run_id)
+        if run is None or run.deleted_at is not None:
+            raise ApiError(404, f"run {run_id!r} not found")
+        if run.source_state != "awaiting":
+            raise ApiError(409, f"the source of run {run.name!r} was already uploaded")
+        os.replace(tmp, state.scheduler.source_path(run_id))
+        run.source_state = "ready"
+        session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.run_id == run_id, ExperimentRow.phase == ExperimentState.PENDING.value)
+            .values(phase=ExperimentState.QUEUED.value)
+        )
+    state.scheduler.wake()
+
+
+@router.put("/{run_id}/source", include_in_schema=True)
+async def upload_source(cluster_id: str, run_id: str, token: str, request: Request) -> dict[str, object]:
+    """The ``uploadUrl`` of a ``localDir`` run: the body is one gzip tar of the source directory."""
+    state = get_state(request)
+    if not state.verify("source", run_id, token):
+        raise ApiError(403, "invalid upload token: use the uploadUrl the run's creation answered with")
+    limit = state.config.max_source_bytes
+    tmp = str(state.scheduler.source_path(run_id)) + f".{os.getpid()}.part"
+    size = 0
+    try:
+        with open(tmp, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, f"the source is larger than the server's limit of {limit} bytes; add a .gridignore"
+                    )
+                f.write(chunk)
+        await run_in_threadpool(_accept_source, state, run_id, tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {"size": size}

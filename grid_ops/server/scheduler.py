@@ -1,0 +1,334 @@
+"""The scheduler: admits queued experiments by capacity (oldest run first), records how they end,
+carries out cancellations, and keeps each run's phase in step with its experiments.
+
+It runs in one background thread and wakes as soon as something happens (an experiment ends, a run
+arrives, a cancel is asked for), so dispatch adds only milliseconds per experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from grid_ops.schemas import ExperimentState, RunState
+from grid_ops.server.config import ServerConfig
+from grid_ops.server.db import as_utc, utcnow
+from grid_ops.server.executors.base import Executor, LaunchError, LaunchSpec, Outcome
+from grid_ops.server.models import EventRow, ExperimentRow, RunRow
+from grid_ops.server.phases import ACTIVE, derive_run_phase
+
+log = logging.getLogger("grid_ops.scheduler")
+E = ExperimentState
+_SECRET_ENV = ("GRID_API_KEY", "GRID_USER_ID", "GRID_URL", "GRID_OPS_HOME")
+_IDLE_SECONDS = 1.0
+
+
+def hours_between(start: datetime | None, end: datetime | None) -> float:
+    """Hours from ``start`` to ``end`` (0 when either is missing)."""
+    s, e = as_utc(start), as_utc(end)
+    if s is None or e is None:
+        return 0.0
+    return max(0.0, (e - s).total_seconds() / 3600.0)
+
+
+def add_event(session: Session, exp: ExperimentRow, message: str | None, when: datetime) -> None:
+    session.add(
+        EventRow(
+            experiment_id=exp.id, phase=exp.phase, desired_state=exp.desired_state, message=message, timestamp=when
+        )
+    )
+
+
+def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
+    """Recompute the phase, start and finish of each run from its experiments."""
+    now = utcnow()
+    for run_id in set(run_ids):
+        run = session.get(RunRow, run_id)
+        if run is None:
+            continue
+        by_phase = dict(
+            session.execute(
+                select(ExperimentRow.phase, func.count()).where(ExperimentRow.run_id == run_id).group_by(ExperimentRow.phase)
+            ).all()
+        )
+        phase = derive_run_phase(
+            by_phase, run.desired_state == RunState.CANCELED.value, run.deleted_at is not None
+        )
+        if run.phase != phase.value:
+            run.phase = phase.value
+            run.updated_at = now
+        if run.started_at is None and phase != RunState.PENDING:
+            run.started_at = session.scalar(
+                select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)
+            ) or now
+        if phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED) and run.finished_at is None:
+            run.finished_at = now
+            failed = by_phase.get(E.FAILED.value, 0)
+            if phase == RunState.FAILED:
+                run.message = f"{failed} of {sum(by_phase.values())} experiments failed"
+            elif phase == RunState.CANCELED:
+                run.message = "cancelled by user"
+            else:
+                run.message = f"all {sum(by_phase.values())} experiments succeeded"
+
+
+class Scheduler:
+    """Owns the executors and every transition an experiment makes after it is queued."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        sessions: sessionmaker[Session],
+        state_dir: Path,
+        executors: dict[str, Executor] | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.state_dir = state_dir
+        self.sources_dir = state_dir / "sources"
+        self.sources_dir.mkdir(parents=True, exist_ok=True)
+        self.executors: dict[str, Executor] = executors or {}
+        self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shutting_down = False
+        self._base_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def report(self, outcome: Outcome) -> None:
+        """Executors call this (from any thread) when an experiment ends."""
+        self._outcomes.put(outcome)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def source_path(self, run_id: str) -> Path:
+        return self.sources_dir / f"{run_id}.tar.gz"
+
+    def start(self) -> None:
+        self._reconcile()
+        self._thread = threading.Thread(target=self._loop, name="grid-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop admitting; end running experiments (they fail as interrupted); record everything."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._shutting_down = True
+        for executor in self.executors.values():
+            executor.shutdown(self.config.cancel_grace_seconds)
+        self._drain_outcomes()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(_IDLE_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.tick()
+            except Exception:  # keep scheduling whatever one tick hit
+                log.exception("scheduler tick failed")
+
+    def tick(self) -> None:
+        self._drain_outcomes()
+        self._carry_out_cancels()
+        self._admit()
+
+    # ------------------------------------------------------------------ restart
+
+    def _reconcile(self) -> None:
+        """Hand experiments that were running before a restart back to their executors."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ExperimentRow.id, ExperimentRow.cluster_id, ExperimentRow.handle).where(
+                    ExperimentRow.phase.in_(list(ACTIVE))
+                )
+            ).all()
+        for exp_id, cluster_id, handle in rows:
+            executor = self.executors.get(cluster_id)
+            if executor is None:
+                self.report(Outcome(exp_id, None, f"cluster {cluster_id!r} is no longer configured"))
+                continue
+            executor.adopt(exp_id, handle)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _drain_outcomes(self) -> None:
+        outcomes: list[Outcome] = []
+        while True:
+            try:
+                outcomes.append(self._outcomes.get_nowait())
+            except queue.Empty:
+                break
+        if not outcomes:
+            return
+        now = utcnow()
+        with self.sessions.begin() as session:
+            touched: set[str] = set()
+            for o in outcomes:
+                exp = session.get(ExperimentRow, o.experiment_id)
+                if exp is None or exp.phase not in ACTIVE:
+                    continue
+                exp.exit_code = o.exit_code
+                exp.finished_at = now
+                exp.updated_at = now
+                exp.cost = round(exp.hourly_cost * hours_between(exp.started_at, now), 6)
+                if exp.desired_state == E.DELETED.value:
+                    exp.phase, exp.message = E.DELETED.value, "deleted by user"
+                    exp.deleted_at = exp.deleted_at or now
+                elif exp.desired_state == E.CANCELLED.value:
+                    exp.phase, exp.message = E.CANCELLED.value, f"cancelled by user ({o.message})"
+                elif self._shutting_down:
+                    exp.phase = E.FAILED.value
+                    exp.message = f"interrupted: the control plane shut down ({o.message})"
+                elif o.exit_code == 0:
+                    exp.phase, exp.message = E.SUCCEEDED.value, o.message
+                else:
+                    exp.phase, exp.message = E.FAILED.value, o.message
+                add_event(session, exp, exp.message, now)
+                touched.add(exp.run_id)
+            refresh_runs(session, touched)
+
+    # ------------------------------------------------------------------ cancel
+
+    def _carry_out_cancels(self) -> None:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ExperimentRow.id, ExperimentRow.cluster_id, ExperimentRow.handle).where(
+                    ExperimentRow.phase.in_(list(ACTIVE)),
+                    ExperimentRow.desired_state.in_([E.CANCELLED.value, E.DELETED.value]),
+                )
+            ).all()
+        for exp_id, cluster_id, handle in rows:
+            executor = self.executors.get(cluster_id)
+            if executor is not None:
+                executor.cancel(exp_id, handle, self.config.cancel_grace_seconds)
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self) -> None:
+        for cluster_id, cluster in self.config.clusters.items():
+            executor = self.executors.get(cluster_id)
+            if executor is None:
+                continue
+            with self.sessions() as session:
+                used_cpu, used_gpu, used_mem = session.execute(
+                    select(
+                        func.coalesce(func.sum(ExperimentRow.cpu), 0.0),
+                        func.coalesce(func.sum(ExperimentRow.gpu), 0),
+                        func.coalesce(func.sum(ExperimentRow.memory_mb), 0),
+                    ).where(ExperimentRow.cluster_id == cluster_id, ExperimentRow.phase.in_(list(ACTIVE)))
+                ).one()
+                free_cpu = cluster.capacity.cpu - float(used_cpu)
+                free_gpu = cluster.capacity.gpu - int(used_gpu)
+                free_mem = cluster.capacity.memory_mb - int(used_mem)
+                if free_cpu <= 0:
+                    continue
+                candidates = session.execute(
+                    select(ExperimentRow, RunRow)
+                    .join(RunRow, RunRow.id == ExperimentRow.run_id)
+                    .where(
+                        ExperimentRow.cluster_id == cluster_id,
+                        ExperimentRow.phase == E.QUEUED.value,
+                        ExperimentRow.desired_state.is_(None),
+                    )
+                    .order_by(RunRow.created_at, RunRow.id, ExperimentRow.index)
+                    .limit(max(1, int(free_cpu)) * 4)
+                ).all()
+                active_per_run: dict[str, int] = {}
+                chosen: list[tuple[ExperimentRow, RunRow]] = []
+                for exp, run in candidates:
+                    if run.max_parallel:
+                        if run.id not in active_per_run:
+                            active_per_run[run.id] = session.scalar(
+                                select(func.count()).where(
+                                    ExperimentRow.run_id == run.id, ExperimentRow.phase.in_(list(ACTIVE))
+                                )
+                            ) or 0
+                        if active_per_run[run.id] >= run.max_parallel:
+                            continue
+                    if exp.cpu > free_cpu + 1e-9 or exp.gpu > free_gpu or exp.memory_mb > free_mem:
+                        break  # strict order: the oldest waiting experiment goes first
+                    free_cpu -= exp.cpu
+                    free_gpu -= exp.gpu
+                    free_mem -= exp.memory_mb
+                    active_per_run[run.id] = active_per_run.get(run.id, 0) + 1
+                    chosen.append((exp, run))
+            if chosen:
+                self._launch(executor, chosen)
+
+    def _launch(self, executor: Executor, chosen: list[tuple[ExperimentRow, RunRow]]) -> None:
+        now = utcnow()
+        claimed: list[tuple[ExperimentRow, RunRow]] = []
+        with self.sessions.begin() as session:
+            for exp, run in chosen:
+                result = session.execute(
+                    update(ExperimentRow)
+                    .where(
+                        ExperimentRow.id == exp.id,
+                        ExperimentRow.phase == E.QUEUED.value,
+                        ExperimentRow.desired_state.is_(None),
+                    )
+                    .values(phase=E.RUNNING.value, started_at=now, updated_at=now)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    session.add(
+                        EventRow(experiment_id=exp.id, phase=E.RUNNING.value, message="started", timestamp=now)
+                    )
+                    claimed.append((exp, run))
+            refresh_runs(session, {run.id for _, run in claimed})
+        handles: dict[str, str] = {}
+        for exp, run in claimed:
+            try:
+                handles[exp.id] = executor.launch(self._launch_spec(exp, run))
+            except LaunchError as exc:
+                self.report(Outcome(exp.id, None, str(exc), not_started=True))
+        if handles:
+            with self.sessions.begin() as session:
+                for exp_id, handle in handles.items():
+                    session.execute(update(ExperimentRow).where(ExperimentRow.id == exp_id).values(handle=handle))
+
+    def _launch_spec(self, exp: ExperimentRow, run: RunRow) -> LaunchSpec:
+        env = dict(self._base_env)
+        env.update(run.spec.get("env") or {})
+        env.update(
+            {
+                "GRID_EXPERIMENT_ID": exp.id,
+                "GRID_EXPERIMENT_NAME": exp.name,
+                "GRID_RUN_NAME": run.name,
+                "GRID_USER_ID": exp.user_id,
+                "GRID_CLUSTER_ID": exp.cluster_id,
+                "GRID_INSTANCE_TYPE": exp.instance_type,
+            }
+        )
+        source = self.source_path(run.id) if run.source_state == "ready" else None
+        return LaunchSpec(
+            experiment_id=exp.id,
+            experiment_name=exp.name,
+            run_id=run.id,
+            run_name=run.name,
+            user_id=exp.user_id,
+            cluster_id=exp.cluster_id,
+            instance_type=exp.instance_type,
+            argv=tuple(exp.command),
+            env=env,
+            cpu=exp.cpu,
+            gpu=exp.gpu,
+            memory_mb=exp.memory_mb,
+            source_tarball=source,
+            relative_work_dir=run.spec.get("relativeWorkDir") or None,
+        )

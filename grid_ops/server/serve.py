@@ -1,0 +1,92 @@
+"""Running a control plane: in the foreground for deployments, or as the embedded local default.
+
+The embedded control plane keeps everything under ``$GRID_OPS_HOME``: its state in ``server/``, the local
+user's key in ``local.json`` and, while it runs, its URL and pid in ``local-server.json`` (both 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from grid_ops.server.app import create_app
+from grid_ops.server.config import load_config
+from grid_ops.server.state import AppState
+from grid_ops.server.users import ensure_user_key
+
+LOCAL_USER = "local"
+log = logging.getLogger("grid_ops.server")
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the app starts so the chosen port is known at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    db_url: str | None = None,
+    config_path: str | None = None,
+    state_dir: Path | None = None,
+    embedded_home: Path | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve until SIGINT/SIGTERM; then stop the scheduler and settle running experiments."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_path)
+    if embedded_home is not None:
+        embedded_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir = state_dir or embedded_home / "server"
+    state_dir = state_dir or Path(os.environ.get("GRID_OPS_STATE_DIR", "grid-ops-state"))
+    sock = bind(host, port)
+    url = _url(sock)
+
+    def started(state: AppState) -> None:
+        log.info("grid-ops control plane listening on %s (state in %s)", url, state_dir)
+        if embedded_home is None:
+            return
+        local = embedded_home / "local.json"
+        old: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            old = json.loads(local.read_text())
+        user_id, key = ensure_user_key(state.sessions, LOCAL_USER, old.get("userId"), old.get("apiKey"))
+        if (user_id, key) != (old.get("userId"), old.get("apiKey")):
+            write_private_json(local, {"userId": user_id, "apiKey": key})
+        write_private_json(embedded_home / "local-server.json", {"url": url, "pid": os.getpid()})
+
+    def stopping(_state: AppState) -> None:
+        if embedded_home is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (embedded_home / "local-server.json").unlink()
+
+    app = create_app(config, state_dir, db_url, on_started=started, on_stopping=stopping)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on"))
+    server.run(sockets=[sock])
