@@ -22,6 +22,7 @@ class WireModel(BaseModel):
         populate_by_name=True,
         extra="ignore",
         use_enum_values=False,
+        coerce_numbers_to_str=True,
     )
 
     def wire(self) -> dict[str, object]:

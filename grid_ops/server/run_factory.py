@@ -57,7 +57,7 @@ def _number(field: str, text: str | None, kind: type = float) -> Any:
         raise bad_request(f"spec.resources.{field} must be a number, got {text!r}") from exc
     if value < 0:
         raise bad_request(f"spec.resources.{field} must not be negative, got {text!r}")
-    return value
+    return value or None  # 0 means "not asked for", as the original clients send it
 
 
 def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceTypeConfig:

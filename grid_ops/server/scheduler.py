@@ -186,7 +186,7 @@ class Scheduler:
                 exp.exit_code = o.exit_code
                 exp.finished_at = now
                 exp.updated_at = now
-                exp.cost = round(exp.hourly_cost * hours_between(exp.started_at, now), 6)
+                exp.cost = exp.hourly_cost * hours_between(exp.started_at, now)
                 if exp.desired_state == E.DELETED.value:
                     exp.phase, exp.message = E.DELETED.value, "deleted by user"
                     exp.deleted_at = exp.deleted_at or now

@@ -16,7 +16,10 @@ from grid_ops.schemas import (
     ExperimentSpec,
     ExperimentState,
     ExperimentStatus,
+    ImageSpec,
     InstanceType,
+    Resources,
+    RunActions,
     Run,
     RunSpec,
     RunState,
@@ -34,7 +37,7 @@ def experiment_cost(row: ExperimentRow) -> float:
     if row.cost is not None:
         return row.cost
     if row.phase in ACTIVE and row.started_at is not None:
-        return round(row.hourly_cost * hours_between(row.started_at, utcnow()), 6)
+        return row.hourly_cost * hours_between(row.started_at, utcnow())
     return 0.0
 
 
@@ -53,15 +56,15 @@ def experiment_view(row: ExperimentRow, run: RunRow) -> Experiment:
                 "clusterId": row.cluster_id,
                 "command": row.command,
                 "datastores": spec.get("datastores"),
-                "desiredState": row.desired_state,
+                "desiredState": row.desired_state or ExperimentState.SUCCEEDED.value,
                 "dryRun": False,
-                "env": spec.get("env"),
-                "image": spec.get("image"),
+                "env": spec.get("env") or {},
+                "image": spec.get("image") or {},
                 "instanceType": row.instance_type,
-                "resources": spec.get("resources"),
+                "resources": spec.get("resources") or {},
                 "runId": row.run_id,
-                "scratch": spec.get("scratch"),
-                "sourceCode": spec.get("sourceCode"),
+                "scratch": spec.get("scratch") or [],
+                "sourceCode": spec.get("sourceCode") or "",
                 "useSpot": bool(spec.get("useSpot")),
                 "userId": row.user_id,
                 "parameters": row.parameters,
@@ -77,6 +80,23 @@ def experiment_view(row: ExperimentRow, run: RunRow) -> Experiment:
             deleted_timestamp=as_utc(row.deleted_at),
             exit_code=row.exit_code,
         ),
+    )
+
+
+def run_spec_view(run: RunRow) -> RunSpec:
+    """The stored spec with the fields clients dereference always present (empty when unset)."""
+    spec = RunSpec.model_validate(run.spec)
+    return spec.model_copy(
+        update={
+            "image": spec.image or ImageSpec(),
+            "source_code": spec.source_code or "",
+            "resources": spec.resources or Resources(),
+            "datastores": spec.datastores or [],
+            "scratch": spec.scratch or [],
+            "env": spec.env or {},
+            "actions": spec.actions or RunActions(),
+            "desired_state": RunState(run.desired_state) if run.desired_state else RunState.SUCCEEDED,
+        }
     )
 
 
@@ -106,10 +126,10 @@ def run_view(session: Session, run: RunRow, with_ids: bool = True) -> Run:
         description=run.description,
         created_at=as_utc(run.created_at),
         updated_at=as_utc(run.updated_at),
-        spec=RunSpec.model_validate(run.spec),
+        spec=run_spec_view(run),
         status=RunStatus(
-            cost=round(cost, 6),
-            hourly_cost=round(sum(e.hourly_cost for e in active), 6),
+            cost=cost,
+            hourly_cost=sum(e.hourly_cost for e in active),
             experiment_counts=counts_of(by_phase),
             experiment_ids=ids,
             message=run.message,

@@ -20,7 +20,9 @@ from pathlib import Path
 from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
 from grid_ops.server.tarsafe import safe_extract
 
-_WRAPPER = '"$@"; code=$?; echo "$code" > "$GRID_OPS_EXIT_FILE"; exit "$code"'
+# ``trap :`` keeps the wrapper alive through the group's SIGTERM until the command itself has ended
+# (a handler, unlike an ignore, is not inherited by the command), so the grace period is the command's.
+_WRAPPER = 'trap : TERM INT; "$@"; code=$?; echo "$code" > "$GRID_OPS_EXIT_FILE"; exit "$code"'
 _POLL_SECONDS = 0.5
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import tarfile
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, update
 
 from grid_ops.schemas import (
@@ -110,7 +112,7 @@ def list_runs(
     ).all()
     nxt = offset + len(rows)
     return ListRunsResponse(
-        runs=[run_view(session, r, with_ids=False) for r in rows],
+        runs=[run_view(session, r) for r in rows],
         next_page_token=encode(nxt) if nxt < total else None,
         total_size=str(total),
     )
@@ -153,8 +155,12 @@ def delete_run(
     return DeleteResponse()
 
 
-def _accept_source(state: AppState, run_id: str, tmp: str) -> None:
-    """Check the uploaded archive, keep it, and release the run's experiments to the scheduler."""
+def _accept_source(state: AppState, run_id: str, tmp: str) -> str:
+    """Check the uploaded archive, keep it, and release the run's experiments to the scheduler.
+
+    Returns the archive's MD5, sent back as the ``ETag`` as object stores do."""
+    with open(tmp, "rb") as f:
+        digest = hashlib.file_digest(f, "md5").hexdigest()
     try:
         with tarfile.open(tmp, "r:gz") as tar:
             check_members(tar)
@@ -174,10 +180,11 @@ def _accept_source(state: AppState, run_id: str, tmp: str) -> None:
             .values(phase=ExperimentState.QUEUED.value)
         )
     state.scheduler.wake()
+    return digest
 
 
 @router.put("/{run_id}/source", include_in_schema=True)
-async def upload_source(cluster_id: str, run_id: str, token: str, request: Request) -> dict[str, object]:
+async def upload_source(cluster_id: str, run_id: str, token: str, request: Request) -> JSONResponse:
     """The ``uploadUrl`` of a ``localDir`` run: the body is one gzip tar of the source directory."""
     state = get_state(request)
     if not state.verify("source", run_id, token):
@@ -194,8 +201,8 @@ async def upload_source(cluster_id: str, run_id: str, token: str, request: Reque
                         413, f"the source is larger than the server's limit of {limit} bytes; add a .gridignore"
                     )
                 f.write(chunk)
-        await run_in_threadpool(_accept_source, state, run_id, tmp)
+        digest = await run_in_threadpool(_accept_source, state, run_id, tmp)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return {"size": size}
+    return JSONResponse({"size": size}, headers={"ETag": f'"{digest}"'})

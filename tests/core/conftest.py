@@ -1,0 +1,33 @@
+"""Fixtures: one real control plane for the session (and fresh ones for tests that kill theirs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.core.controlplane import ControlPlane, start_control_plane
+
+
+@pytest.fixture(scope="session")
+def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = start_control_plane(tmp_path_factory.mktemp("grid-home"))
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture()
+def fresh_cp(tmp_path: Path) -> Iterator[ControlPlane]:
+    plane = start_control_plane(tmp_path / "home")
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture()
+def client_env(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> ControlPlane:
+    """Point the SDK, CLI and clients of this process at the session's control plane."""
+    for key, value in cp.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GRID_CLUSTER_ID", "local")
+    return cp
