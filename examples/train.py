@@ -29,7 +29,9 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.001, help="RBF kernel width")
     parser.add_argument("--kernel", default="rbf", choices=["rbf", "linear", "poly", "sigmoid"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None, help="read digits.npz from here instead of the bundled set")
+    parser.add_argument(
+        "--data-dir", default=None, help="read digits.npz from here instead of the bundled set"
+    )
     args = parser.parse_args()
 
     start = time.monotonic()
@@ -41,8 +43,13 @@ def main() -> None:
     else:
         digits = load_digits()
         x, y = digits.data / 16.0, digits.target
-    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.25, random_state=args.seed, stratify=y)
-    print(f"training SVC(kernel={args.kernel}, C={args.C}, gamma={args.gamma}) on {len(x_train)} images", flush=True)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, y, test_size=0.25, random_state=args.seed, stratify=y
+    )
+    print(
+        f"training SVC(kernel={args.kernel}, C={args.C}, gamma={args.gamma}) on {len(x_train)} images",
+        flush=True,
+    )
     model = SVC(C=args.C, gamma=args.gamma, kernel=args.kernel, random_state=args.seed)
     model.fit(x_train, y_train)
     train_acc = float(model.score(x_train, y_train))
@@ -57,8 +64,14 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "model.pkl", "wb") as f:
             pickle.dump(model, f)
-        report = {"C": args.C, "gamma": args.gamma, "kernel": args.kernel, "val_accuracy": val_acc,
-                  "train_accuracy": train_acc, "seconds": round(seconds, 3)}
+        report = {
+            "C": args.C,
+            "gamma": args.gamma,
+            "kernel": args.kernel,
+            "val_accuracy": val_acc,
+            "train_accuracy": train_acc,
+            "seconds": round(seconds, 3),
+        }
         (out / "report.json").write_text(json.dumps(report, indent=2))
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from grid_ops.version import __version__
 from grid_ops.server.auth import Authenticator
 from grid_ops.server.config import ServerConfig
 from grid_ops.server.db import init_db, make_engine, sqlite_url
@@ -18,6 +17,7 @@ from grid_ops.server.executors.local import LocalExecutor
 from grid_ops.server.routers import auth, clusters, experiments, runs
 from grid_ops.server.scheduler import Scheduler
 from grid_ops.server.state import AppState, load_secret
+from grid_ops.version import __version__
 
 
 def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler) -> dict[str, Executor]:
@@ -25,7 +25,9 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
     out: dict[str, Executor] = {}
     for cluster in config.clusters.values():
         if cluster.executor == "local":
-            out[cluster.id] = LocalExecutor(scheduler.report, state_dir / "clusters" / cluster.id, cluster.capacity.gpu)
+            out[cluster.id] = LocalExecutor(
+                scheduler.report, state_dir / "clusters" / cluster.id, cluster.capacity.gpu
+            )
     return out
 
 

@@ -133,7 +133,11 @@ class Authenticator:
     def issue_token(self, session: Session, user_id: str, seconds: int = DEFAULT_TOKEN_SECONDS) -> str:
         token = secrets.token_urlsafe(32)
         session.add(
-            Token(token_hash=hash_secret(token), user_id=user_id, expires_at=utcnow() + timedelta(seconds=seconds))
+            Token(
+                token_hash=hash_secret(token),
+                user_id=user_id,
+                expires_at=utcnow() + timedelta(seconds=seconds),
+            )
         )
         return token
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grid_ops.schemas import ErrorBody, ErrorDetail
+
+
+log = logging.getLogger("grid_ops.server")
 
 
 class ApiError(Exception):
@@ -65,6 +70,11 @@ def install_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _describe_validation(exc)
         return error_response(400, "invalid request: " + "; ".join(details), details)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, f"internal error ({type(exc).__name__}); the server's log has the details")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

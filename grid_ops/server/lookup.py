@@ -32,8 +32,10 @@ def find_run(session: Session, user: Principal, ref: str, for_update: bool = Fal
 
 
 def find_experiment(session: Session, user: Principal, ref: str) -> tuple[ExperimentRow, RunRow]:
-    query = select(ExperimentRow, RunRow).join(RunRow, RunRow.id == ExperimentRow.run_id).where(
-        ExperimentRow.user_id == user.id
+    query = (
+        select(ExperimentRow, RunRow)
+        .join(RunRow, RunRow.id == ExperimentRow.run_id)
+        .where(ExperimentRow.user_id == user.id)
     )
     if is_id(ref):
         query = query.where(ExperimentRow.id == ref)

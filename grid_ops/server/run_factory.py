@@ -14,8 +14,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from grid_ops import sweep
-from grid_ops.names import generate_run_name, validate_run_name
 from grid_ops.errors import GridError
+from grid_ops.names import generate_run_name, validate_run_name
 from grid_ops.schemas import (
     CreateRunRequest,
     ExperimentState,
@@ -74,7 +74,11 @@ def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceType
             )
         too_big = [
             f"{what} {asked:g} > {have:g}"
-            for what, asked, have in (("cpus", cpu, it.cpu), ("gpus", gpu, it.gpu), ("memory_mb", mem, it.memory_mb))
+            for what, asked, have in (
+                ("cpus", cpu, it.cpu),
+                ("gpus", gpu, it.gpu),
+                ("memory_mb", mem, it.memory_mb),
+            )
             if asked is not None and asked > have
         ]
         if too_big:
@@ -86,7 +90,9 @@ def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceType
     fitting = [
         t
         for t in cluster.instance_types
-        if (cpu is None or t.cpu >= cpu) and (gpu is None or t.gpu >= gpu) and (mem is None or t.memory_mb >= mem)
+        if (cpu is None or t.cpu >= cpu)
+        and (gpu is None or t.gpu >= gpu)
+        and (mem is None or t.memory_mb >= mem)
     ]
     if not fitting:
         raise bad_request(
@@ -115,7 +121,7 @@ def _check_framework(spec: RunSpec, cluster: ClusterConfig) -> None:
 
 
 def _check_env(spec: RunSpec) -> None:
-    for key in (spec.env or {}):
+    for key in spec.env or {}:
         if not _ENV_NAME.match(key):
             raise bad_request(f"invalid environment variable name {key!r} in spec.env")
 
@@ -135,14 +141,18 @@ def prepare(
         raise ApiError(404, f"cluster {cluster_id!r} not found; clusters: {', '.join(config.clusters)}")
     spec = req.spec
     if spec.cluster_id and spec.cluster_id != cluster_id:
-        raise bad_request(f"spec.clusterId {spec.cluster_id!r} differs from the cluster in the path {cluster_id!r}")
+        raise bad_request(
+            f"spec.clusterId {spec.cluster_id!r} differs from the cluster in the path {cluster_id!r}"
+        )
     try:
         name = validate_run_name(req.name) if req.name else generate_run_name()
     except GridError as exc:
         raise bad_request(exc.message) from exc
     command = (spec.run_controller_command or "").strip()
     if not command:
-        raise bad_request("spec.runControllerCommand is empty: give the command to run, e.g. 'python train.py'")
+        raise bad_request(
+            "spec.runControllerCommand is empty: give the command to run, e.g. 'python train.py'"
+        )
     _check_framework(spec, cluster)
     _check_env(spec)
     _check_workdir(spec)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,17 @@ log = logging.getLogger("grid_ops.scheduler")
 E = ExperimentState
 _SECRET_ENV = ("GRID_API_KEY", "GRID_USER_ID", "GRID_URL", "GRID_OPS_HOME")
 _IDLE_SECONDS = 1.0
+_CANCEL_SWEEP_SECONDS = 5.0
+
+
+def experiment_base_env() -> dict[str, str]:
+    """The environment experiments start from: the server's, minus its credentials, with the Python
+    that runs grid-ops first on PATH (so ``python train.py`` finds what grid-ops was installed with)."""
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    bindir = os.path.dirname(sys.executable)
+    paths = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != bindir]
+    env["PATH"] = os.pathsep.join([bindir, *paths])
+    return env
 
 
 def hours_between(start: datetime | None, end: datetime | None) -> float:
@@ -42,7 +55,11 @@ def hours_between(start: datetime | None, end: datetime | None) -> float:
 def add_event(session: Session, exp: ExperimentRow, message: str | None, when: datetime) -> None:
     session.add(
         EventRow(
-            experiment_id=exp.id, phase=exp.phase, desired_state=exp.desired_state, message=message, timestamp=when
+            experiment_id=exp.id,
+            phase=exp.phase,
+            desired_state=exp.desired_state,
+            message=message,
+            timestamp=when,
         )
     )
 
@@ -56,7 +73,9 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
             continue
         by_phase = dict(
             session.execute(
-                select(ExperimentRow.phase, func.count()).where(ExperimentRow.run_id == run_id).group_by(ExperimentRow.phase)
+                select(ExperimentRow.phase, func.count())
+                .where(ExperimentRow.run_id == run_id)
+                .group_by(ExperimentRow.phase)
             ).all()
         )
         phase = derive_run_phase(
@@ -66,9 +85,12 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
             run.phase = phase.value
             run.updated_at = now
         if run.started_at is None and phase != RunState.PENDING:
-            run.started_at = session.scalar(
-                select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)
-            ) or now
+            run.started_at = (
+                session.scalar(
+                    select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)
+                )
+                or now
+            )
         if phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED) and run.finished_at is None:
             run.finished_at = now
             failed = by_phase.get(E.FAILED.value, 0)
@@ -101,7 +123,9 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._shutting_down = False
-        self._base_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        self._cancel_pending = True
+        self._last_cancel_sweep = 0.0
+        self._base_env = experiment_base_env()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -110,7 +134,10 @@ class Scheduler:
         self._outcomes.put(outcome)
         self._wake.set()
 
-    def wake(self) -> None:
+    def wake(self, cancel: bool = False) -> None:
+        """Look again now; ``cancel`` when running experiments were asked to stop."""
+        if cancel:
+            self._cancel_pending = True
         self._wake.set()
 
     def source_path(self, run_id: str) -> Path:
@@ -145,7 +172,11 @@ class Scheduler:
 
     def tick(self) -> None:
         self._drain_outcomes()
-        self._carry_out_cancels()
+        now = time.monotonic()
+        if self._cancel_pending or now - self._last_cancel_sweep > _CANCEL_SWEEP_SECONDS:
+            self._cancel_pending = False
+            self._last_cancel_sweep = now
+            self._carry_out_cancels()
         self._admit()
 
     # ------------------------------------------------------------------ restart
@@ -254,11 +285,14 @@ class Scheduler:
                 for exp, run in candidates:
                     if run.max_parallel:
                         if run.id not in active_per_run:
-                            active_per_run[run.id] = session.scalar(
-                                select(func.count()).where(
-                                    ExperimentRow.run_id == run.id, ExperimentRow.phase.in_(list(ACTIVE))
+                            active_per_run[run.id] = (
+                                session.scalar(
+                                    select(func.count()).where(
+                                        ExperimentRow.run_id == run.id, ExperimentRow.phase.in_(list(ACTIVE))
+                                    )
                                 )
-                            ) or 0
+                                or 0
+                            )
                         if active_per_run[run.id] >= run.max_parallel:
                             continue
                     if exp.cpu > free_cpu + 1e-9 or exp.gpu > free_gpu or exp.memory_mb > free_mem:
@@ -287,7 +321,9 @@ class Scheduler:
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     session.add(
-                        EventRow(experiment_id=exp.id, phase=E.RUNNING.value, message="started", timestamp=now)
+                        EventRow(
+                            experiment_id=exp.id, phase=E.RUNNING.value, message="started", timestamp=now
+                        )
                     )
                     claimed.append((exp, run))
             refresh_runs(session, {run.id for _, run in claimed})
@@ -300,7 +336,9 @@ class Scheduler:
         if handles:
             with self.sessions.begin() as session:
                 for exp_id, handle in handles.items():
-                    session.execute(update(ExperimentRow).where(ExperimentRow.id == exp_id).values(handle=handle))
+                    session.execute(
+                        update(ExperimentRow).where(ExperimentRow.id == exp_id).values(handle=handle)
+                    )
 
     def _launch_spec(self, exp: ExperimentRow, run: RunRow) -> LaunchSpec:
         env = dict(self._base_env)

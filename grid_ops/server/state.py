@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from grid_ops.schemas import WireModel
 from grid_ops.server.auth import Authenticator, Principal
 from grid_ops.server.config import ServerConfig
 from grid_ops.server.models import Setting
@@ -46,7 +47,7 @@ def load_secret(sessions: sessionmaker[Session]) -> bytes:
         return bytes.fromhex(row.value)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.grid
     return state
 
@@ -54,12 +55,15 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    """One transaction per request: committed on success, rolled back on any error."""
+async def get_session(state: StateDep) -> AsyncIterator[Session]:
+    """One transaction per request: committed on success, rolled back on any error.
+
+    Declared async so that FastAPI runs it on the event loop instead of hopping to a worker thread;
+    the database calls it wraps are short (SQLite on local disk, or a nearby PostgreSQL)."""
     with state.sessions.begin() as session:
         yield session
     if session.info.pop("wake", False):
-        state.scheduler.wake()
+        state.scheduler.wake(cancel=True)
 
 
 def wake_after_commit(session: Session, needed: bool = True) -> None:
@@ -71,10 +75,18 @@ def wake_after_commit(session: Session, needed: bool = True) -> None:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_user(
+async def current_user(
     state: StateDep, session: SessionDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     return state.auth.authenticate(session, authorization)
 
 
 UserDep = Annotated[Principal, Depends(current_user)]
+
+
+def wire_response(model: WireModel) -> Response:
+    """Serialise a wire model once, straight to JSON (camelCase, no nulls), skipping FastAPI's
+    re-validation of the returned value: the model is already valid by construction."""
+    return Response(
+        content=model.model_dump_json(by_alias=True, exclude_none=True), media_type="application/json"
+    )

@@ -16,7 +16,7 @@ def check_members(tar: tarfile.TarFile) -> None:
             raise ValueError(f"archive member {name!r} is a device or pipe")
         if member.issym() or member.islnk():
             target = Path(name).parent / member.linkname if member.issym() else Path(member.linkname)
-            if member.linkname.startswith("/") or ".." in target.parts and _escapes(target):
+            if member.linkname.startswith("/") or (".." in target.parts and _escapes(target)):
                 raise ValueError(f"archive link {name!r} -> {member.linkname!r} points outside its folder")
 
 

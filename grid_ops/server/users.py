@@ -17,9 +17,9 @@ def add_user(sessions: sessionmaker[Session], username: str, team: str | None = 
         return user.id, key
 
 
-def ensure_user_key(sessions: sessionmaker[Session], username: str, user_id: str | None, key: str | None) -> tuple[
-    str, str
-]:
+def ensure_user_key(
+    sessions: sessionmaker[Session], username: str, user_id: str | None, key: str | None
+) -> tuple[str, str]:
     """Make sure ``username`` exists and ``key`` is its API key; otherwise create or re-key it.
 
     The embedded control plane uses this to keep the key in ``local.json`` valid across restarts.

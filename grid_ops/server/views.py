@@ -19,8 +19,8 @@ from grid_ops.schemas import (
     ImageSpec,
     InstanceType,
     Resources,
-    RunActions,
     Run,
+    RunActions,
     RunSpec,
     RunState,
     RunStatus,
@@ -33,7 +33,7 @@ from grid_ops.server.scheduler import hours_between
 
 
 def experiment_cost(row: ExperimentRow) -> float:
-    """Hourly cost × hours it has run (so far, for a running experiment)."""
+    """Hourly cost times the hours it has run (so far, for a running experiment)."""
     if row.cost is not None:
         return row.cost
     if row.phase in ACTIVE and row.started_at is not None:
@@ -103,7 +103,9 @@ def run_spec_view(run: RunRow) -> RunSpec:
 def run_view(session: Session, run: RunRow, with_ids: bool = True) -> Run:
     by_phase = dict(
         session.execute(
-            select(ExperimentRow.phase, func.count()).where(ExperimentRow.run_id == run.id).group_by(ExperimentRow.phase)
+            select(ExperimentRow.phase, func.count())
+            .where(ExperimentRow.run_id == run.id)
+            .group_by(ExperimentRow.phase)
         ).all()
     )
     finished_cost = session.scalar(

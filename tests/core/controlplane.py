@@ -45,10 +45,16 @@ class ControlPlane:
     session: requests.Session = field(default_factory=requests.Session)
 
     def env(self) -> dict[str, str]:
-        return {"GRID_URL": self.url, "GRID_USER_ID": self.user_id, "GRID_API_KEY": self.api_key,
-                "GRID_OPS_HOME": str(self.home)}
+        return {
+            "GRID_URL": self.url,
+            "GRID_USER_ID": self.user_id,
+            "GRID_API_KEY": self.api_key,
+            "GRID_OPS_HOME": str(self.home),
+        }
 
-    def call(self, method: str, path: str, auth: tuple[str, str] | None = None, **kw: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, auth: tuple[str, str] | None = None, **kw: Any
+    ) -> requests.Response:
         return self.session.request(
             method, self.url + path, auth=auth or (self.user_id, self.api_key), timeout=30, **kw
         )
@@ -93,24 +99,33 @@ def start_control_plane(home: Path, config_text: str = TEST_CONFIG, timeout: flo
     log = open(home / "test-server.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "grid_ops.server", "--embedded", "--home", str(home), "--config", str(cfg)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     info = home / "local-server.json"
     while not info.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("control plane did not start:\n" + (home / "test-server.log").read_text()[-3000:])
+            raise RuntimeError(
+                "control plane did not start:\n" + (home / "test-server.log").read_text()[-3000:]
+            )
         time.sleep(0.05)
     server = json.loads(info.read_text())
     creds = json.loads((home / "local.json").read_text())
-    return ControlPlane(home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc)
+    return ControlPlane(
+        home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc
+    )
 
 
 def add_user(home: Path, name: str) -> tuple[str, str]:
     """Create another user in the control plane's database (as the server's admin would)."""
     out = subprocess.run(
         [sys.executable, "-m", "grid_ops.cli", "users", "create", name, "--home", str(home), "-o", "json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(out.stdout)
     return data["id"], data["apiKey"]

@@ -14,10 +14,12 @@ import requests
 from tests.core.controlplane import ControlPlane, add_user
 
 PY = "python3"
-SLEEP = f"{PY} -c \"import sys, time; time.sleep(float(sys.argv[1]))\""
+SLEEP = f'{PY} -c "import sys, time; time.sleep(float(sys.argv[1]))"'
 
 
-def create(cp: ControlPlane, name: str | None, command: str, cluster: str = "local", **spec: Any) -> requests.Response:
+def create(
+    cp: ControlPlane, name: str | None, command: str, cluster: str = "local", **spec: Any
+) -> requests.Response:
     body: dict[str, Any] = {"spec": {"runControllerCommand": command, **spec}}
     if name:
         body["name"] = name
@@ -43,7 +45,10 @@ def test_clusters_and_instance_types_come_from_the_config(cp: ControlPlane) -> N
     assert out["defaultCluster"] == "local"
     assert {c["id"] for c in out["clusters"]} == {"local", "big"}
     types = cp.ok("GET", "/v1/core/clusters/local/instance-types")["instanceTypes"]
-    assert [(t["name"], t["cpu"], t["hourlyCost"]) for t in types] == [("cpu-1", "1", 0.36), ("cpu-2", "2", 0.72)]
+    assert [(t["name"], t["cpu"], t["hourlyCost"]) for t in types] == [
+        ("cpu-1", "1", 0.36),
+        ("cpu-2", "2", 0.72),
+    ]
     r = cp.call("GET", "/v1/core/clusters/nope/instance-types")
     assert r.status_code == 404 and "cluster 'nope' not found" in r.json()["message"]
 
@@ -60,8 +65,10 @@ def test_grid_sweep_runs_every_experiment_with_its_parameters_and_environment(cp
     assert run["status"]["experimentCounts"]["succeeded"] == 4
     exps = cp.experiments("grid-env")
     assert [e["spec"]["parameters"] for e in exps] == [
-        {"lr": "0.1", "layers": "1"}, {"lr": "0.1", "layers": "2"},
-        {"lr": "0.01", "layers": "1"}, {"lr": "0.01", "layers": "2"},
+        {"lr": "0.1", "layers": "1"},
+        {"lr": "0.1", "layers": "2"},
+        {"lr": "0.01", "layers": "1"},
+        {"lr": "0.01", "layers": "2"},
     ]
     log = cp.ok("GET", "/v1/core/local/experiments/grid-env-exp3/logs")
     assert log["eof"] is True
@@ -70,7 +77,7 @@ def test_grid_sweep_runs_every_experiment_with_its_parameters_and_environment(cp
 
 
 def test_failed_experiment_fails_the_run_with_its_exit_code(cp: ControlPlane) -> None:
-    r = create(cp, "fails", f"{PY} -c \"import sys; sys.exit(int(sys.argv[2]))\" --code \"[0, 3]\"")
+    r = create(cp, "fails", f'{PY} -c "import sys; sys.exit(int(sys.argv[2]))" --code "[0, 3]"')
     assert r.status_code == 200, r.text
     run = cp.wait_run("fails")
     assert run["status"]["phase"] == "RUN_STATE_FAILED"
@@ -91,18 +98,22 @@ def test_missing_command_fails_the_experiment_with_a_clear_message(cp: ControlPl
 
 def test_capacity_limits_how_many_experiments_run_at_once(cp: ControlPlane) -> None:
     # local has 2 CPUs; cpu-1 experiments: at most two overlap; cpu-2 experiments run one at a time.
-    r = create(cp, "cap1", f"{SLEEP} 0.6 --x \"[1, 2, 3, 4]\"")
+    r = create(cp, "cap1", f'{SLEEP} 0.6 --x "[1, 2, 3, 4]"')
     assert r.status_code == 200, r.text
-    r = create(cp, "cap2", f"{SLEEP} 0.4 --x \"[1, 2, 3]\"", instanceType="cpu-2")
+    r = create(cp, "cap2", f'{SLEEP} 0.4 --x "[1, 2, 3]"', instanceType="cpu-2")
     assert r.status_code == 200, r.text
     cp.wait_run("cap1")
     cp.wait_run("cap2")
     spans = [
         (ts(e["status"]["startTimestamp"]), ts(e["status"]["finishTimestamp"]), e["spec"]["instanceType"])
-        for name in ("cap1", "cap2") for e in cp.experiments(name)
+        for name in ("cap1", "cap2")
+        for e in cp.experiments(name)
     ]
-    events = sorted([(s, 1 if it == "cpu-1" else 2) for s, _, it in spans] + [(f, -(1 if it == "cpu-1" else 2)) for _, f, it in spans],
-                    key=lambda x: (x[0], x[1]))
+    events = sorted(
+        [(s, 1 if it == "cpu-1" else 2) for s, _, it in spans]
+        + [(f, -(1 if it == "cpu-1" else 2)) for _, f, it in spans],
+        key=lambda x: (x[0], x[1]),
+    )
     used = peak = 0
     for _, delta in events:
         used += delta
@@ -115,11 +126,13 @@ def test_capacity_limits_how_many_experiments_run_at_once(cp: ControlPlane) -> N
 
 
 def test_max_parallel_caps_a_run(cp: ControlPlane) -> None:
-    r = create(cp, "maxpar", f"{SLEEP} 0.3 --x \"[1, 2, 3]\"", maxParallel=1, clusterId="big", cluster="big")
+    r = create(cp, "maxpar", f'{SLEEP} 0.3 --x "[1, 2, 3]"', maxParallel=1, clusterId="big", cluster="big")
     assert r.status_code == 200, r.text
     cp.wait_run("maxpar", cluster="big")
-    spans = sorted((ts(e["status"]["startTimestamp"]), ts(e["status"]["finishTimestamp"]))
-                   for e in cp.experiments("maxpar", cluster="big"))
+    spans = sorted(
+        (ts(e["status"]["startTimestamp"]), ts(e["status"]["finishTimestamp"]))
+        for e in cp.experiments("maxpar", cluster="big")
+    )
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
 
 
@@ -131,10 +144,12 @@ def test_cancel_sends_sigterm_then_sigkill_and_marks_experiments_cancelled(cp: C
         "print('ready', flush=True)\n"
         "time.sleep(120)\n"
     )
-    r = create(cp, "tocancel", f"{PY} -c \"{script}\" --mode \"[0, 1]\"", clusterId="big", cluster="big")
+    r = create(cp, "tocancel", f'{PY} -c "{script}" --mode "[0, 1]"', clusterId="big", cluster="big")
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 20
-    while not all("ready" in cp.ok("GET", f"/v1/core/big/experiments/tocancel-exp{i}/logs")["data"] for i in (0, 1)):
+    while not all(
+        "ready" in cp.ok("GET", f"/v1/core/big/experiments/tocancel-exp{i}/logs")["data"] for i in (0, 1)
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     t0 = time.monotonic()
@@ -150,10 +165,13 @@ def test_cancel_sends_sigterm_then_sigkill_and_marks_experiments_cancelled(cp: C
 
 
 def test_cancel_of_queued_experiments_is_immediate_and_experiment_cancel_works(cp: ControlPlane) -> None:
-    r = create(cp, "queued", f"{SLEEP} 30 --x \"[1, 2, 3, 4, 5, 6]\"", instanceType="cpu-2")
+    r = create(cp, "queued", f'{SLEEP} 30 --x "[1, 2, 3, 4, 5, 6]"', instanceType="cpu-2")
     assert r.status_code == 200, r.text
-    out = cp.ok("PUT", "/v1/core/local/experiments/queued-exp5",
-                json={"spec": {"desiredState": "EXPERIMENT_STATE_CANCELLED"}})
+    out = cp.ok(
+        "PUT",
+        "/v1/core/local/experiments/queued-exp5",
+        json={"spec": {"desiredState": "EXPERIMENT_STATE_CANCELLED"}},
+    )
     assert out["status"]["phase"] == "EXPERIMENT_STATE_CANCELLED"
     cp.ok("PUT", "/v1/core/local/runs/queued", json={"spec": {"desiredState": "RUN_STATE_CANCELED"}})
     run = cp.wait_run("queued", timeout=20)
@@ -164,7 +182,9 @@ def test_cancel_of_queued_experiments_is_immediate_and_experiment_cancel_works(c
 def test_delete_frees_the_name_and_hides_the_run(cp: ControlPlane) -> None:
     assert create(cp, "todelete", "true").status_code == 200
     cp.wait_run("todelete")
-    r = cp.call("POST", "/v1/core/local/runs", json={"name": "todelete", "spec": {"runControllerCommand": "true"}})
+    r = cp.call(
+        "POST", "/v1/core/local/runs", json={"name": "todelete", "spec": {"runControllerCommand": "true"}}
+    )
     assert r.status_code == 409 and "already exists" in r.json()["message"]
     assert cp.call("DELETE", "/v1/core/local/runs/todelete").status_code == 200
     assert cp.call("GET", "/v1/core/local/runs/todelete").status_code == 404
@@ -174,7 +194,7 @@ def test_delete_frees_the_name_and_hides_the_run(cp: ControlPlane) -> None:
 
 
 def test_dry_run_plans_without_storing(cp: ControlPlane) -> None:
-    r = create(cp, "plan", "python train.py --lr \"[0.1, 0.2, 0.3]\"", dryRun=True, useSpot=True)
+    r = create(cp, "plan", 'python train.py --lr "[0.1, 0.2, 0.3]"', dryRun=True, useSpot=True)
     assert r.status_code == 200, r.text
     plan = r.json()["status"]["plan"]
     assert [e["name"] for e in plan["experiments"]] == ["plan-exp0", "plan-exp1", "plan-exp2"]
@@ -186,8 +206,13 @@ def test_dry_run_plans_without_storing(cp: ControlPlane) -> None:
 
 
 def test_random_search_makes_num_trials_experiments(cp: ControlPlane) -> None:
-    r = create(cp, "rnd", "true --a \"[1, 2, 3]\" --b \"[4, 5, 6]\"", sweepType="random_search",
-               sweepOptions={"num_trials": "4", "seed": "7"})
+    r = create(
+        cp,
+        "rnd",
+        'true --a "[1, 2, 3]" --b "[4, 5, 6]"',
+        sweepType="random_search",
+        sweepOptions={"num_trials": "4", "seed": "7"},
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["status"]["experimentIds"]) == 4
     params = [tuple(e["spec"]["parameters"].values()) for e in cp.experiments("rnd")]
@@ -195,7 +220,7 @@ def test_random_search_makes_num_trials_experiments(cp: ControlPlane) -> None:
 
 
 def test_pagination_walks_every_experiment_once(cp: ControlPlane) -> None:
-    assert create(cp, "pages", "true --x \"range(25)\"", dryRun=False).status_code == 200
+    assert create(cp, "pages", 'true --x "range(25)"', dryRun=False).status_code == 200
     seen: list[str] = []
     token = None
     while True:
@@ -215,7 +240,7 @@ def test_pagination_walks_every_experiment_once(cp: ControlPlane) -> None:
 
 def test_logs_follow_by_offset_and_tail(cp: ControlPlane) -> None:
     script = "import time\nfor i in range(5):\n    print(f'line {i}', flush=True)\n    time.sleep(0.2)\n"
-    assert create(cp, "logs", f"{PY} -c \"{script}\"").status_code == 200
+    assert create(cp, "logs", f'{PY} -c "{script}"').status_code == 200
     data, offset = "", 0
     deadline = time.monotonic() + 30
     while True:
@@ -231,7 +256,9 @@ def test_logs_follow_by_offset_and_tail(cp: ControlPlane) -> None:
     assert tail["data"] == "line 3\nline 4\n"
     events = cp.ok("GET", "/v1/core/local/experiments/logs-exp0/events")["events"]
     assert [e.get("phase") for e in events] == [
-        "EXPERIMENT_STATE_PENDING", "EXPERIMENT_STATE_RUNNING", "EXPERIMENT_STATE_SUCCEEDED"
+        "EXPERIMENT_STATE_PENDING",
+        "EXPERIMENT_STATE_RUNNING",
+        "EXPERIMENT_STATE_SUCCEEDED",
     ]
 
 
@@ -239,7 +266,9 @@ def test_cost_is_hourly_cost_times_running_time(cp: ControlPlane) -> None:
     assert create(cp, "cost", "sleep 1").status_code == 200
     run = cp.wait_run("cost")
     exp = cp.experiments("cost")[0]
-    hours = (ts(exp["status"]["finishTimestamp"]) - ts(exp["status"]["startTimestamp"])).total_seconds() / 3600
+    hours = (
+        ts(exp["status"]["finishTimestamp"]) - ts(exp["status"]["startTimestamp"])
+    ).total_seconds() / 3600
     assert exp["status"]["hourlyCost"] == 0.36
     assert exp["status"]["cost"] == pytest.approx(0.36 * hours, rel=1e-3)
     assert run["status"]["cost"] == pytest.approx(exp["status"]["cost"], rel=1e-6)
@@ -256,7 +285,7 @@ def _tar(members: dict[str, bytes]) -> bytes:
 
 
 def test_local_dir_runs_wait_for_their_source_upload(cp: ControlPlane) -> None:
-    r = create(cp, "withsrc", f"{PY} hello.py --n \"[1, 2]\"", localDir=True)
+    r = create(cp, "withsrc", f'{PY} hello.py --n "[1, 2]"', localDir=True)
     assert r.status_code == 200, r.text
     url = r.json()["status"]["uploadUrl"]
     assert url.startswith(cp.url)
@@ -277,23 +306,61 @@ def test_local_dir_runs_wait_for_their_source_upload(cp: ControlPlane) -> None:
 
 
 BAD_REQUESTS = [
-    ("malformed sweep", {"runControllerCommand": "python t.py --lr \"[1, 2\""}, 400, "'[1, 2'"),
-    ("bad distribution", {"runControllerCommand": "python t.py --lr \"uniform(1)\""}, 400, "'uniform(1)'"),
-    ("grid too large", {"runControllerCommand": "t --a \"range(200)\" --b \"range(100)\""}, 400, "20000"),
-    ("num_trials missing", {"runControllerCommand": "t --a \"[1, 2]\"", "sweepType": "random_search"}, 400,
-     "num_trials"),
-    ("num_trials zero", {"runControllerCommand": "t --a \"[1, 2]\"", "sweepType": "random_search",
-                         "sweepOptions": {"num_trials": "0"}}, 400, "num_trials"),
-    ("num_trials too many", {"runControllerCommand": "t --a \"[1, 2]\"", "sweepType": "random_search",
-                             "sweepOptions": {"num_trials": "3"}}, 400, "3"),
+    ("malformed sweep", {"runControllerCommand": 'python t.py --lr "[1, 2"'}, 400, "'[1, 2'"),
+    ("bad distribution", {"runControllerCommand": 'python t.py --lr "uniform(1)"'}, 400, "'uniform(1)'"),
+    ("grid too large", {"runControllerCommand": 't --a "range(200)" --b "range(100)"'}, 400, "20000"),
+    (
+        "num_trials missing",
+        {"runControllerCommand": 't --a "[1, 2]"', "sweepType": "random_search"},
+        400,
+        "num_trials",
+    ),
+    (
+        "num_trials zero",
+        {
+            "runControllerCommand": 't --a "[1, 2]"',
+            "sweepType": "random_search",
+            "sweepOptions": {"num_trials": "0"},
+        },
+        400,
+        "num_trials",
+    ),
+    (
+        "num_trials too many",
+        {
+            "runControllerCommand": 't --a "[1, 2]"',
+            "sweepType": "random_search",
+            "sweepOptions": {"num_trials": "3"},
+        },
+        400,
+        "3",
+    ),
     ("unknown strategy", {"runControllerCommand": "t", "sweepType": "bayes"}, 400, "'bayes'"),
     ("unknown framework", {"runControllerCommand": "t", "image": {"framework": "caffe"}}, 400, "'caffe'"),
-    ("unknown instance type", {"runControllerCommand": "t", "instanceType": "p3.16xlarge"}, 400, "'p3.16xlarge'"),
-    ("resources beyond instance type", {"runControllerCommand": "t", "instanceType": "cpu-1",
-                                        "resources": {"cpu": "2"}}, 400, "cpus 2 > 1"),
-    ("no instance type fits", {"runControllerCommand": "t", "resources": {"gpu": 1}}, 400, "no instance type"),
-    ("dockerfile on local", {"runControllerCommand": "t", "image": {"dockerfile": "Dockerfile"}}, 400,
-     "cannot build the dockerfile"),
+    (
+        "unknown instance type",
+        {"runControllerCommand": "t", "instanceType": "p3.16xlarge"},
+        400,
+        "'p3.16xlarge'",
+    ),
+    (
+        "resources beyond instance type",
+        {"runControllerCommand": "t", "instanceType": "cpu-1", "resources": {"cpu": "2"}},
+        400,
+        "cpus 2 > 1",
+    ),
+    (
+        "no instance type fits",
+        {"runControllerCommand": "t", "resources": {"gpu": 1}},
+        400,
+        "no instance type",
+    ),
+    (
+        "dockerfile on local",
+        {"runControllerCommand": "t", "image": {"dockerfile": "Dockerfile"}},
+        400,
+        "cannot build the dockerfile",
+    ),
     ("wrong json type", {"runControllerCommand": ["not", "a", "string"]}, 400, "runControllerCommand"),
     ("empty command", {"runControllerCommand": "  "}, 400, "runControllerCommand is empty"),
 ]
@@ -321,7 +388,9 @@ def test_invalid_run_names_are_refused(cp: ControlPlane, name: str) -> None:
 def test_unknown_cluster_and_malformed_json_are_refused(cp: ControlPlane) -> None:
     r = cp.call("POST", "/v1/core/nope/runs", json={"spec": {"runControllerCommand": "true"}})
     assert r.status_code == 404 and "'nope'" in r.json()["message"]
-    r = cp.call("POST", "/v1/core/local/runs", data=b"{not json", headers={"content-type": "application/json"})
+    r = cp.call(
+        "POST", "/v1/core/local/runs", data=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["code"] == 400
 
 
@@ -333,7 +402,9 @@ def test_wrong_or_missing_credentials_are_401(cp: ControlPlane) -> None:
 
 
 def test_bearer_tokens_from_login_work_until_logout(cp: ControlPlane) -> None:
-    r = requests.post(cp.url + "/v1/auth/login", json={"username": cp.user_id, "apiKey": cp.api_key}, timeout=5)
+    r = requests.post(
+        cp.url + "/v1/auth/login", json={"username": cp.user_id, "apiKey": cp.api_key}, timeout=5
+    )
     token = r.json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     user = requests.get(cp.url + "/v1/auth/user", headers=headers, timeout=5).json()
@@ -355,6 +426,11 @@ def test_other_users_cannot_see_or_touch_a_run(cp: ControlPlane) -> None:
     assert cp.call("GET", "/v1/core/local/experiments/private-exp0", auth=bob).status_code == 404
     assert cp.ok("GET", "/v1/core/local/runs", auth=bob)["runs"] == []
     # bob may use the same run name: names are unique per user
-    r = cp.call("POST", "/v1/core/local/runs", auth=bob, json={"name": "private", "spec": {"runControllerCommand": "true"}})
+    r = cp.call(
+        "POST",
+        "/v1/core/local/runs",
+        auth=bob,
+        json={"name": "private", "spec": {"runControllerCommand": "true"}},
+    )
     assert r.status_code == 200
     assert cp.ok("GET", "/v1/core/local/runs/private")["id"] == run_id

@@ -112,7 +112,9 @@ class LocalExecutor(Executor):
             if not target.exists():
                 raise LaunchError(f"command not found: {prog!r} does not exist in the working directory")
             if not os.access(target, os.X_OK):
-                raise LaunchError(f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)")
+                raise LaunchError(
+                    f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)"
+                )
         elif shutil.which(prog, path=env.get("PATH")) is None:
             raise LaunchError(f"command not found: {prog!r} is not on PATH")
 
@@ -222,7 +224,9 @@ class LocalExecutor(Executor):
         if not alive:
             code = self._read_exit_file(experiment_id)
             if code is None:
-                msg = "the experiment's process vanished while the control plane was down; exit status unknown"
+                msg = (
+                    "the experiment's process vanished while the control plane was down; exit status unknown"
+                )
             else:
                 msg = describe_exit(code) + " (while the control plane was down)"
             self.on_exit(Outcome(experiment_id, code, msg))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, select
 
 from grid_ops.schemas import (
@@ -26,7 +26,7 @@ from grid_ops.server.models import EventRow, ExperimentRow, RunRow
 from grid_ops.server.pagination import decode, encode, page_size
 from grid_ops.server.phases import TERMINAL
 from grid_ops.server.scheduler import refresh_runs
-from grid_ops.server.state import SessionDep, StateDep, UserDep, wake_after_commit
+from grid_ops.server.state import SessionDep, StateDep, UserDep, wake_after_commit, wire_response
 from grid_ops.server.views import experiment_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/experiments", tags=["experiments"])
@@ -52,7 +52,7 @@ def _phases(values: list[str] | None) -> list[str]:
 
 
 @router.get("", response_model=ListExperimentsResponse, **_OPTS)
-def list_experiments(
+async def list_experiments(
     cluster_id: str,
     state: StateDep,
     session: SessionDep,
@@ -60,11 +60,11 @@ def list_experiments(
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
     page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
     limit: int | None = None,
-    names: list[str] | None = None,
+    names: Annotated[list[str] | None, Query()] = None,
     run_ids: Annotated[list[str] | None, Query(alias="runIds")] = None,
     phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
     phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
-) -> ListExperimentsResponse:
+) -> Response:
     check_cluster(state.config, cluster_id)
     size = page_size(page_size_, limit)
     offset = decode(page_token)
@@ -100,23 +100,25 @@ def list_experiments(
         .limit(size)
     ).all()
     nxt = offset + len(rows)
-    return ListExperimentsResponse(
-        experiments=[experiment_view(e, r) for e, r in rows],
-        next_page_token=encode(nxt) if nxt < total else None,
-        total_size=str(total),
+    return wire_response(
+        ListExperimentsResponse(
+            experiments=[experiment_view(e, r) for e, r in rows],
+            next_page_token=encode(nxt) if nxt < total else None,
+            total_size=str(total),
+        )
     )
 
 
 @router.get("/{exp_ref}", response_model=Experiment, **_OPTS)
-def get_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Experiment:
+async def get_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
-    return experiment_view(exp, run)
+    return wire_response(experiment_view(exp, run))
 
 
 @router.put("/{exp_ref}", response_model=Experiment, **_OPTS)
 def update_experiment(
     cluster_id: str, exp_ref: str, body: UpdateExperimentRequest, session: SessionDep, user: UserDep
-) -> Experiment:
+) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     desired = body.spec.desired_state if body.spec else None
     if desired == ExperimentState.CANCELLED:
@@ -129,25 +131,27 @@ def update_experiment(
         )
     session.flush()
     refresh_runs(session, [run.id])
-    return experiment_view(exp, run)
+    return wire_response(experiment_view(exp, run))
 
 
 @router.delete("/{exp_ref}", response_model=DeleteResponse, **_OPTS)
-def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> DeleteResponse:
+def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     wake_after_commit(session, stop_experiments(session, [exp], delete=True))
     session.flush()
     refresh_runs(session, [run.id])
-    return DeleteResponse()
+    return wire_response(DeleteResponse())
 
 
 @router.get("/{exp_ref}/events", response_model=ListExperimentEventsResponse, **_OPTS)
-def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> ListExperimentEventsResponse:
-    exp, run = find_experiment(session, user, exp_ref)
+async def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
+    exp, _run = find_experiment(session, user, exp_ref)
     created = ExperimentEvent(
         id=f"{exp.id}-0", phase=ExperimentState.PENDING, message="created", timestamp=as_utc(exp.created_at)
     )
-    rows = session.scalars(select(EventRow).where(EventRow.experiment_id == exp.id).order_by(EventRow.id)).all()
+    rows = session.scalars(
+        select(EventRow).where(EventRow.experiment_id == exp.id).order_by(EventRow.id)
+    ).all()
     events = [created] + [
         ExperimentEvent(
             id=f"{exp.id}-{r.id}",
@@ -158,7 +162,7 @@ def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, user: 
         )
         for r in rows
     ]
-    return ListExperimentEventsResponse(events=events)
+    return wire_response(ListExperimentEventsResponse(events=events))
 
 
 def _tail_offset(read: object, size: int, lines: int) -> int:
@@ -183,7 +187,7 @@ def _tail_offset(read: object, size: int, lines: int) -> int:
 
 
 @router.get("/{exp_ref}/logs", response_model=LogChunk, **_OPTS)
-def experiment_logs(
+async def experiment_logs(
     cluster_id: str,
     exp_ref: str,
     state: StateDep,
@@ -192,7 +196,7 @@ def experiment_logs(
     offset: int = 0,
     limit: int = 1024 * 1024,
     tail: int | None = None,
-) -> LogChunk:
+) -> Response:
     exp, _run = find_experiment(session, user, exp_ref)
     if offset < 0 or limit <= 0 or (tail is not None and tail < 0):
         raise bad_request("offset must be >= 0, limit > 0 and tail >= 0")
@@ -207,4 +211,6 @@ def experiment_logs(
     data, size = executor.read_log(exp.id, offset, limit)
     nxt = min(offset, size) + len(data)
     eof = exp.phase in TERMINAL and nxt >= size
-    return LogChunk(data=data.decode("utf-8", "replace"), offset=offset, next_offset=nxt, size=size, eof=eof)
+    return wire_response(
+        LogChunk(data=data.decode("utf-8", "replace"), offset=offset, next_offset=nxt, size=size, eof=eof)
+    )

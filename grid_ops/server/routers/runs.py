@@ -8,7 +8,7 @@ import os
 import tarfile
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, update
@@ -29,7 +29,7 @@ from grid_ops.server.errors import ApiError, bad_request
 from grid_ops.server.lookup import check_cluster, find_run
 from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import decode, encode, page_size
-from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, get_state, wake_after_commit
+from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, wake_after_commit, wire_response
 from grid_ops.server.tarsafe import check_members
 from grid_ops.server.views import run_view
 
@@ -49,14 +49,21 @@ def _phases(values: list[str] | None) -> list[str]:
             try:
                 out.append(RunState(name).value)
             except ValueError as exc:
-                raise bad_request(f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}") from exc
+                raise bad_request(
+                    f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}"
+                ) from exc
     return out
 
 
 @router.post("", response_model=Run, **_OPTS)
 def create_run(
-    cluster_id: str, body: CreateRunRequest, request: Request, state: StateDep, session: SessionDep, user: UserDep
-) -> Run:
+    cluster_id: str,
+    body: CreateRunRequest,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: UserDep,
+) -> Response:
     prepared = run_factory.prepare(session, state.config, user, cluster_id, body)
     if prepared.spec.dry_run:
         plan = run_factory.plan(prepared)
@@ -65,7 +72,9 @@ def create_run(
             name=prepared.name,
             description=body.description,
             spec=prepared.spec,
-            status=RunStatus(phase=RunState.PENDING, hourly_cost=plan.hourly_cost_all_parallel, cost=0.0, plan=plan),
+            status=RunStatus(
+                phase=RunState.PENDING, hourly_cost=plan.hourly_cost_all_parallel, cost=0.0, plan=plan
+            ),
         )
     run = run_factory.store(session, user, prepared, body.description, bool(body.local_dir))
     view = run_view(session, run)
@@ -74,11 +83,11 @@ def create_run(
         base = str(request.base_url).rstrip("/")
         view.status.upload_url = f"{base}/v1/core/{cluster_id}/runs/{run.id}/source?token={token}"
     wake_after_commit(session, not body.local_dir)
-    return view
+    return wire_response(view)
 
 
 @router.get("", response_model=ListRunsResponse, **_OPTS)
-def list_runs(
+async def list_runs(
     cluster_id: str,
     state: StateDep,
     session: SessionDep,
@@ -89,9 +98,9 @@ def list_runs(
     phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
     phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
     query: str | None = None,
-    names: list[str] | None = None,
+    names: Annotated[list[str] | None, Query()] = None,
     user_ids: Annotated[list[str] | None, Query(alias="userIds")] = None,
-) -> ListRunsResponse:
+) -> Response:
     check_cluster(state.config, cluster_id)
     size = page_size(page_size_, limit)
     offset = decode(page_token)
@@ -108,19 +117,27 @@ def list_runs(
         where.append(RunRow.name.in_([n for v in names for n in v.split(",") if n]))
     total = session.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
     rows = session.scalars(
-        select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id.desc()).offset(offset).limit(size)
+        select(RunRow)
+        .where(*where)
+        .order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        .offset(offset)
+        .limit(size)
     ).all()
     nxt = offset + len(rows)
-    return ListRunsResponse(
-        runs=[run_view(session, r) for r in rows],
-        next_page_token=encode(nxt) if nxt < total else None,
-        total_size=str(total),
+    return wire_response(
+        ListRunsResponse(
+            runs=[run_view(session, r) for r in rows],
+            next_page_token=encode(nxt) if nxt < total else None,
+            total_size=str(total),
+        )
     )
 
 
 @router.get("/{run_ref}", response_model=Run, **_OPTS)
-def get_run(cluster_id: str, run_ref: str, state: StateDep, session: SessionDep, user: UserDep) -> Run:
-    return run_view(session, find_run(session, user, run_ref))
+async def get_run(
+    cluster_id: str, run_ref: str, state: StateDep, session: SessionDep, user: UserDep
+) -> Response:
+    return wire_response(run_view(session, find_run(session, user, run_ref)))
 
 
 @router.put("/{run_ref}", response_model=Run, **_OPTS)
@@ -132,7 +149,7 @@ def update_run(
     state: StateDep,
     session: SessionDep,
     user: UserDep,
-) -> Run:
+) -> Response:
     run = find_run(session, user, run_ref, for_update=True)
     desired = body.spec.desired_state if body.spec else None
     if desired is None or desired == RunState.UNSPECIFIED:
@@ -143,16 +160,16 @@ def update_run(
         wake_after_commit(session, stop_run(session, run, delete=False))
     else:
         raise bad_request(f"a run's desiredState can only be set to RUN_STATE_CANCELED, not {desired.value}")
-    return run_view(session, run)
+    return wire_response(run_view(session, run))
 
 
 @router.delete("/{run_ref}", response_model=DeleteResponse, **_OPTS)
 def delete_run(
     cluster_id: str, run_ref: str, request: Request, state: StateDep, session: SessionDep, user: UserDep
-) -> DeleteResponse:
+) -> Response:
     run = find_run(session, user, run_ref, for_update=True)
     wake_after_commit(session, stop_run(session, run, delete=True))
-    return DeleteResponse()
+    return wire_response(DeleteResponse())
 
 
 def _accept_source(state: AppState, run_id: str, tmp: str) -> str:
@@ -186,7 +203,7 @@ def _accept_source(state: AppState, run_id: str, tmp: str) -> str:
 @router.put("/{run_id}/source", include_in_schema=True)
 async def upload_source(cluster_id: str, run_id: str, token: str, request: Request) -> JSONResponse:
     """The ``uploadUrl`` of a ``localDir`` run: the body is one gzip tar of the source directory."""
-    state = get_state(request)
+    state: AppState = request.app.state.grid
     if not state.verify("source", run_id, token):
         raise ApiError(403, "invalid upload token: use the uploadUrl the run's creation answered with")
     limit = state.config.max_source_bytes
@@ -198,7 +215,8 @@ async def upload_source(cluster_id: str, run_id: str, token: str, request: Reque
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(
-                        413, f"the source is larger than the server's limit of {limit} bytes; add a .gridignore"
+                        413,
+                        f"the source is larger than the server's limit of {limit} bytes; add a .gridignore",
                     )
                 f.write(chunk)
         digest = await run_in_threadpool(_accept_source, state, run_id, tmp)
