@@ -170,9 +170,7 @@ def _check_keys(where: str, data: Any, allowed: set[str]) -> dict[str, Any]:
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     return data
 
 
@@ -196,9 +194,7 @@ def _instance_type(where: str, data: Any) -> InstanceTypeConfig:
         memory_mb=_number(f"{where}.memory_mb", d.get("memory_mb", 1024), int),
         hourly_cost=_number(f"{where}.hourly_cost", d.get("hourly_cost", 0.0)),
         spot_hourly_cost=None if spot is None else _number(f"{where}.spot_hourly_cost", spot),
-        resources={
-            str(k): _number(f"{where}.resources.{k}", v) for k, v in (d.get("resources") or {}).items()
-        },
+        resources={str(k): _number(f"{where}.resources.{k}", v) for k, v in (d.get("resources") or {}).items()},
     )
 
 
@@ -220,9 +216,7 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
     if "instance_types" in d:
         if not isinstance(d["instance_types"], list) or not d["instance_types"]:
             raise ConfigError(f"{where}.instance_types must be a non-empty list")
-        types = tuple(
-            _instance_type(f"{where}.instance_types[{i}]", it) for i, it in enumerate(d["instance_types"])
-        )
+        types = tuple(_instance_type(f"{where}.instance_types[{i}]", it) for i, it in enumerate(d["instance_types"]))
     elif executor == "local":
         rate = _number(f"{where}.cpu_hourly_cost", d.get("cpu_hourly_cost", DEFAULT_CPU_HOURLY_COST))
         types = local_instance_types(capacity, rate)
@@ -272,9 +266,7 @@ def load_config(path: str | Path | None) -> ServerConfig:
     return ServerConfig(
         clusters=clusters,
         default_cluster=default,
-        max_experiments_per_run=_number(
-            "max_experiments_per_run", d.get("max_experiments_per_run", 10_000), int
-        ),
+        max_experiments_per_run=_number("max_experiments_per_run", d.get("max_experiments_per_run", 10_000), int),
         cancel_grace_seconds=_number("cancel_grace_seconds", d.get("cancel_grace_seconds", 10.0)),
         max_source_bytes=_number("max_source_bytes", d.get("max_source_bytes", 512 * 1024 * 1024), int),
     )

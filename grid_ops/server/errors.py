@@ -11,7 +11,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grid_ops.schemas import ErrorBody, ErrorDetail
 
-
 log = logging.getLogger("grid_ops.server")
 
 

@@ -83,6 +83,7 @@ class ExperimentRow(Base):
     __tablename__ = "experiments"
     __table_args__ = (
         Index("ix_experiments_run_index", "run_id", "index"),
+        Index("ix_experiments_run_phase", "run_id", "phase"),
         Index("ix_experiments_user_name", "user_id", "name"),
         Index("ix_experiments_cluster_phase", "cluster_id", "phase"),
     )

@@ -32,9 +32,7 @@ def decode(token: str | None) -> int:
         if kind != "o" or offset < 0:
             raise ValueError(text)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise bad_request(
-            f"invalid pageToken {token!r}: pass back the nextPageToken of a previous answer"
-        ) from exc
+        raise bad_request(f"invalid pageToken {token!r}: pass back the nextPageToken of a previous answer") from exc
     return offset
 
 

@@ -90,9 +90,7 @@ def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceType
     fitting = [
         t
         for t in cluster.instance_types
-        if (cpu is None or t.cpu >= cpu)
-        and (gpu is None or t.gpu >= gpu)
-        and (mem is None or t.memory_mb >= mem)
+        if (cpu is None or t.cpu >= cpu) and (gpu is None or t.gpu >= gpu) and (mem is None or t.memory_mb >= mem)
     ]
     if not fitting:
         raise bad_request(
@@ -141,18 +139,14 @@ def prepare(
         raise ApiError(404, f"cluster {cluster_id!r} not found; clusters: {', '.join(config.clusters)}")
     spec = req.spec
     if spec.cluster_id and spec.cluster_id != cluster_id:
-        raise bad_request(
-            f"spec.clusterId {spec.cluster_id!r} differs from the cluster in the path {cluster_id!r}"
-        )
+        raise bad_request(f"spec.clusterId {spec.cluster_id!r} differs from the cluster in the path {cluster_id!r}")
     try:
         name = validate_run_name(req.name) if req.name else generate_run_name()
     except GridError as exc:
         raise bad_request(exc.message) from exc
     command = (spec.run_controller_command or "").strip()
     if not command:
-        raise bad_request(
-            "spec.runControllerCommand is empty: give the command to run, e.g. 'python train.py'"
-        )
+        raise bad_request("spec.runControllerCommand is empty: give the command to run, e.g. 'python train.py'")
     _check_framework(spec, cluster)
     _check_env(spec)
     _check_workdir(spec)

@@ -25,7 +25,7 @@ from grid_ops.server.config import ServerConfig
 from grid_ops.server.db import as_utc, utcnow
 from grid_ops.server.executors.base import Executor, LaunchError, LaunchSpec, Outcome
 from grid_ops.server.models import EventRow, ExperimentRow, RunRow
-from grid_ops.server.phases import ACTIVE, derive_run_phase
+from grid_ops.server.phases import ACTIVE, TERMINAL, derive_run_phase
 
 log = logging.getLogger("grid_ops.scheduler")
 E = ExperimentState
@@ -71,6 +71,16 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
         run = session.get(RunRow, run_id)
         if run is None:
             continue
+        if run.phase == RunState.RUNNING.value and run.deleted_at is None:
+            # The common case mid-sweep: still running while anything is left, found through an index
+            # instead of counting every experiment of a large run.
+            left = session.scalar(
+                select(ExperimentRow.id)
+                .where(ExperimentRow.run_id == run_id, ExperimentRow.phase.not_in(list(TERMINAL)))
+                .limit(1)
+            )
+            if left is not None:
+                continue
         by_phase = dict(
             session.execute(
                 select(ExperimentRow.phase, func.count())
@@ -78,18 +88,13 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
                 .group_by(ExperimentRow.phase)
             ).all()
         )
-        phase = derive_run_phase(
-            by_phase, run.desired_state == RunState.CANCELED.value, run.deleted_at is not None
-        )
+        phase = derive_run_phase(by_phase, run.desired_state == RunState.CANCELED.value, run.deleted_at is not None)
         if run.phase != phase.value:
             run.phase = phase.value
             run.updated_at = now
         if run.started_at is None and phase != RunState.PENDING:
             run.started_at = (
-                session.scalar(
-                    select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)
-                )
-                or now
+                session.scalar(select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)) or now
             )
         if phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED) and run.finished_at is None:
             run.finished_at = now
@@ -124,6 +129,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._shutting_down = False
         self._cancel_pending = True
+        # CPU, GPU and memory held by active experiments, per cluster: only this thread changes
+        # which experiments are active, so it keeps the sums instead of asking the database each time.
+        self._used: dict[str, list[float]] = {cid: [0.0, 0.0, 0.0] for cid in config.clusters}
         self._last_cancel_sweep = 0.0
         self._base_env = experiment_base_env()
 
@@ -185,16 +193,28 @@ class Scheduler:
         """Hand experiments that were running before a restart back to their executors."""
         with self.sessions() as session:
             rows = session.execute(
-                select(ExperimentRow.id, ExperimentRow.cluster_id, ExperimentRow.handle).where(
-                    ExperimentRow.phase.in_(list(ACTIVE))
-                )
+                select(
+                    ExperimentRow.id,
+                    ExperimentRow.cluster_id,
+                    ExperimentRow.handle,
+                    ExperimentRow.cpu,
+                    ExperimentRow.gpu,
+                    ExperimentRow.memory_mb,
+                ).where(ExperimentRow.phase.in_(list(ACTIVE)))
             ).all()
-        for exp_id, cluster_id, handle in rows:
+        for exp_id, cluster_id, handle, cpu, gpu, mem in rows:
+            self._hold(cluster_id, cpu, gpu, mem, +1)
             executor = self.executors.get(cluster_id)
             if executor is None:
                 self.report(Outcome(exp_id, None, f"cluster {cluster_id!r} is no longer configured"))
                 continue
             executor.adopt(exp_id, handle)
+
+    def _hold(self, cluster_id: str, cpu: float, gpu: int, memory_mb: int, sign: int) -> None:
+        used = self._used.setdefault(cluster_id, [0.0, 0.0, 0.0])
+        used[0] += sign * cpu
+        used[1] += sign * gpu
+        used[2] += sign * memory_mb
 
     # ------------------------------------------------------------------ outcomes
 
@@ -214,6 +234,7 @@ class Scheduler:
                 exp = session.get(ExperimentRow, o.experiment_id)
                 if exp is None or exp.phase not in ACTIVE:
                     continue
+                self._hold(exp.cluster_id, exp.cpu, exp.gpu, exp.memory_mb, -1)
                 exp.exit_code = o.exit_code
                 exp.finished_at = now
                 exp.updated_at = now
@@ -256,14 +277,8 @@ class Scheduler:
             executor = self.executors.get(cluster_id)
             if executor is None:
                 continue
+            used_cpu, used_gpu, used_mem = self._used.get(cluster_id, [0.0, 0.0, 0.0])
             with self.sessions() as session:
-                used_cpu, used_gpu, used_mem = session.execute(
-                    select(
-                        func.coalesce(func.sum(ExperimentRow.cpu), 0.0),
-                        func.coalesce(func.sum(ExperimentRow.gpu), 0),
-                        func.coalesce(func.sum(ExperimentRow.memory_mb), 0),
-                    ).where(ExperimentRow.cluster_id == cluster_id, ExperimentRow.phase.in_(list(ACTIVE)))
-                ).one()
                 free_cpu = cluster.capacity.cpu - float(used_cpu)
                 free_gpu = cluster.capacity.gpu - int(used_gpu)
                 free_mem = cluster.capacity.memory_mb - int(used_mem)
@@ -320,11 +335,8 @@ class Scheduler:
                     .values(phase=E.RUNNING.value, started_at=now, updated_at=now)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
-                    session.add(
-                        EventRow(
-                            experiment_id=exp.id, phase=E.RUNNING.value, message="started", timestamp=now
-                        )
-                    )
+                    self._hold(exp.cluster_id, exp.cpu, exp.gpu, exp.memory_mb, +1)
+                    session.add(EventRow(experiment_id=exp.id, phase=E.RUNNING.value, message="started", timestamp=now))
                     claimed.append((exp, run))
             refresh_runs(session, {run.id for _, run in claimed})
         handles: dict[str, str] = {}
@@ -336,9 +348,7 @@ class Scheduler:
         if handles:
             with self.sessions.begin() as session:
                 for exp_id, handle in handles.items():
-                    session.execute(
-                        update(ExperimentRow).where(ExperimentRow.id == exp_id).values(handle=handle)
-                    )
+                    session.execute(update(ExperimentRow).where(ExperimentRow.id == exp_id).values(handle=handle))
 
     def _launch_spec(self, exp: ExperimentRow, run: RunRow) -> LaunchSpec:
         env = dict(self._base_env)

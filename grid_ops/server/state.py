@@ -87,6 +87,4 @@ UserDep = Annotated[Principal, Depends(current_user)]
 def wire_response(model: WireModel) -> Response:
     """Serialise a wire model once, straight to JSON (camelCase, no nulls), skipping FastAPI's
     re-validation of the returned value: the model is already valid by construction."""
-    return Response(
-        content=model.model_dump_json(by_alias=True, exclude_none=True), media_type="application/json"
-    )
+    return Response(content=model.model_dump_json(by_alias=True, exclude_none=True), media_type="application/json")

@@ -98,9 +98,7 @@ class LocalExecutor(Executor):
         if spec.relative_work_dir:
             cwd = (work / spec.relative_work_dir).resolve()
             if not cwd.is_relative_to(work.resolve()) or not cwd.is_dir():
-                raise LaunchError(
-                    f"relative working directory {spec.relative_work_dir!r} does not exist in the source"
-                )
+                raise LaunchError(f"relative working directory {spec.relative_work_dir!r} does not exist in the source")
         return cwd
 
     def _check_command(self, argv: tuple[str, ...], cwd: Path, env: dict[str, str]) -> None:
@@ -112,9 +110,7 @@ class LocalExecutor(Executor):
             if not target.exists():
                 raise LaunchError(f"command not found: {prog!r} does not exist in the working directory")
             if not os.access(target, os.X_OK):
-                raise LaunchError(
-                    f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)"
-                )
+                raise LaunchError(f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)")
         elif shutil.which(prog, path=env.get("PATH")) is None:
             raise LaunchError(f"command not found: {prog!r} is not on PATH")
 
@@ -224,18 +220,14 @@ class LocalExecutor(Executor):
         if not alive:
             code = self._read_exit_file(experiment_id)
             if code is None:
-                msg = (
-                    "the experiment's process vanished while the control plane was down; exit status unknown"
-                )
+                msg = "the experiment's process vanished while the control plane was down; exit status unknown"
             else:
                 msg = describe_exit(code) + " (while the control plane was down)"
             self.on_exit(Outcome(experiment_id, code, msg))
             return
         with self._lock:
             self._pgids[experiment_id] = int(pid)
-        threading.Thread(
-            target=self._watch_adopted, args=(experiment_id, int(pid), start), daemon=True
-        ).start()
+        threading.Thread(target=self._watch_adopted, args=(experiment_id, int(pid), start), daemon=True).start()
 
     def _watch_adopted(self, experiment_id: str, pid: int, start: str) -> None:
         while _proc_start_time(pid) == start:

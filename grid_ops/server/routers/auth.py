@@ -14,16 +14,14 @@ from grid_ops.server.state import SessionDep, StateDep, UserDep, wire_response
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post(
-    "/login", response_model=LoginResponse, response_model_exclude_none=True, response_model_by_alias=True
-)
+@router.post("/login", response_model=LoginResponse, response_model_exclude_none=True, response_model_by_alias=True)
 def login(body: LoginRequest, state: StateDep, session: SessionDep) -> Response:
     seconds = parse_duration(body.duration)
     principal = state.auth.check_key(session, body.username, body.api_key)
     return wire_response(LoginResponse(token=state.auth.issue_token(session, principal.id, seconds)))
 
 
-@router.get("/user", response_model=User, response_model_exclude_none=True, response_model_by_alias=True)
+@router.get("/user", response_model=User)
 async def get_user(user: UserDep) -> Response:
     return wire_response(
         User(
@@ -50,7 +48,7 @@ def logout(
     return {}
 
 
-@router.post("/refresh", response_model=LoginResponse, response_model_by_alias=True)
+@router.post("/refresh", response_model=LoginResponse)
 def refresh(
     body: RefreshRequest,
     state: StateDep,

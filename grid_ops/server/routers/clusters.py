@@ -11,10 +11,9 @@ from grid_ops.server.state import StateDep, UserDep, wire_response
 from grid_ops.server.views import cluster_view, instance_type_view
 
 router = APIRouter(prefix="/v1/core/clusters", tags=["clusters"])
-_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
 
 
-@router.get("", response_model=ListClustersResponse, **_OPTS)
+@router.get("", response_model=ListClustersResponse)
 async def list_clusters(state: StateDep, user: UserDep) -> Response:
     return wire_response(
         ListClustersResponse(
@@ -24,13 +23,13 @@ async def list_clusters(state: StateDep, user: UserDep) -> Response:
     )
 
 
-@router.get("/{cluster_id}", response_model=Cluster, **_OPTS)
+@router.get("/{cluster_id}", response_model=Cluster)
 async def get_cluster(cluster_id: str, state: StateDep, user: UserDep) -> Response:
     check_cluster(state.config, cluster_id)
     return wire_response(cluster_view(state.config.clusters[cluster_id]))
 
 
-@router.get("/{cluster_id}/instance-types", response_model=ListInstanceTypesResponse, **_OPTS)
+@router.get("/{cluster_id}/instance-types", response_model=ListInstanceTypesResponse)
 async def list_instance_types(cluster_id: str, state: StateDep, user: UserDep) -> Response:
     check_cluster(state.config, cluster_id)
     return wire_response(
@@ -44,6 +43,4 @@ async def list_instance_types(cluster_id: str, state: StateDep, user: UserDep) -
 @router.put("/{cluster_id}", include_in_schema=False)
 @router.delete("/{cluster_id}", include_in_schema=False)
 def change_cluster(state: StateDep, user: UserDep) -> None:
-    raise ApiError(
-        405, "clusters are declared in the server's config file (--config); edit it and restart the server"
-    )
+    raise ApiError(405, "clusters are declared in the server's config file (--config); edit it and restart the server")

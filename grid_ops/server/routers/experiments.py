@@ -30,7 +30,6 @@ from grid_ops.server.state import SessionDep, StateDep, UserDep, wake_after_comm
 from grid_ops.server.views import experiment_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/experiments", tags=["experiments"])
-_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
 MAX_LOG_CHUNK = 8 * 1024 * 1024
 
 
@@ -51,7 +50,7 @@ def _phases(values: list[str] | None) -> list[str]:
     return out
 
 
-@router.get("", response_model=ListExperimentsResponse, **_OPTS)
+@router.get("", response_model=ListExperimentsResponse)
 async def list_experiments(
     cluster_id: str,
     state: StateDep,
@@ -109,13 +108,13 @@ async def list_experiments(
     )
 
 
-@router.get("/{exp_ref}", response_model=Experiment, **_OPTS)
+@router.get("/{exp_ref}", response_model=Experiment)
 async def get_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     return wire_response(experiment_view(exp, run))
 
 
-@router.put("/{exp_ref}", response_model=Experiment, **_OPTS)
+@router.put("/{exp_ref}", response_model=Experiment)
 def update_experiment(
     cluster_id: str, exp_ref: str, body: UpdateExperimentRequest, session: SessionDep, user: UserDep
 ) -> Response:
@@ -134,7 +133,7 @@ def update_experiment(
     return wire_response(experiment_view(exp, run))
 
 
-@router.delete("/{exp_ref}", response_model=DeleteResponse, **_OPTS)
+@router.delete("/{exp_ref}", response_model=DeleteResponse)
 def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     wake_after_commit(session, stop_experiments(session, [exp], delete=True))
@@ -143,15 +142,13 @@ def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: 
     return wire_response(DeleteResponse())
 
 
-@router.get("/{exp_ref}/events", response_model=ListExperimentEventsResponse, **_OPTS)
+@router.get("/{exp_ref}/events", response_model=ListExperimentEventsResponse)
 async def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
     exp, _run = find_experiment(session, user, exp_ref)
     created = ExperimentEvent(
         id=f"{exp.id}-0", phase=ExperimentState.PENDING, message="created", timestamp=as_utc(exp.created_at)
     )
-    rows = session.scalars(
-        select(EventRow).where(EventRow.experiment_id == exp.id).order_by(EventRow.id)
-    ).all()
+    rows = session.scalars(select(EventRow).where(EventRow.experiment_id == exp.id).order_by(EventRow.id)).all()
     events = [created] + [
         ExperimentEvent(
             id=f"{exp.id}-{r.id}",
@@ -186,7 +183,7 @@ def _tail_offset(read: object, size: int, lines: int) -> int:
     return 0
 
 
-@router.get("/{exp_ref}/logs", response_model=LogChunk, **_OPTS)
+@router.get("/{exp_ref}/logs", response_model=LogChunk)
 async def experiment_logs(
     cluster_id: str,
     exp_ref: str,
@@ -202,7 +199,7 @@ async def experiment_logs(
         raise bad_request("offset must be >= 0, limit > 0 and tail >= 0")
     executor = state.scheduler.executors.get(exp.cluster_id)
     if executor is None:
-        return LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True)
+        return wire_response(LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True))
     limit = min(limit, MAX_LOG_CHUNK)
     _, size = executor.read_log(exp.id, 0, 0)
     if tail is not None:

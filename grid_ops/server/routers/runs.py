@@ -34,7 +34,6 @@ from grid_ops.server.tarsafe import check_members
 from grid_ops.server.views import run_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/runs", tags=["runs"])
-_OPTS = {"response_model_exclude_none": True, "response_model_by_alias": True}
 _CANCEL = {RunState.CANCELED}
 
 
@@ -49,13 +48,11 @@ def _phases(values: list[str] | None) -> list[str]:
             try:
                 out.append(RunState(name).value)
             except ValueError as exc:
-                raise bad_request(
-                    f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}"
-                ) from exc
+                raise bad_request(f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}") from exc
     return out
 
 
-@router.post("", response_model=Run, **_OPTS)
+@router.post("", response_model=Run)
 def create_run(
     cluster_id: str,
     body: CreateRunRequest,
@@ -67,14 +64,16 @@ def create_run(
     prepared = run_factory.prepare(session, state.config, user, cluster_id, body)
     if prepared.spec.dry_run:
         plan = run_factory.plan(prepared)
-        return Run(
-            id="",
-            name=prepared.name,
-            description=body.description,
-            spec=prepared.spec,
-            status=RunStatus(
-                phase=RunState.PENDING, hourly_cost=plan.hourly_cost_all_parallel, cost=0.0, plan=plan
-            ),
+        return wire_response(
+            Run(
+                id="",
+                name=prepared.name,
+                description=body.description,
+                spec=prepared.spec,
+                status=RunStatus(
+                    phase=RunState.PENDING, hourly_cost=plan.hourly_cost_all_parallel, cost=0.0, plan=plan
+                ),
+            )
         )
     run = run_factory.store(session, user, prepared, body.description, bool(body.local_dir))
     view = run_view(session, run)
@@ -86,7 +85,7 @@ def create_run(
     return wire_response(view)
 
 
-@router.get("", response_model=ListRunsResponse, **_OPTS)
+@router.get("", response_model=ListRunsResponse)
 async def list_runs(
     cluster_id: str,
     state: StateDep,
@@ -117,11 +116,7 @@ async def list_runs(
         where.append(RunRow.name.in_([n for v in names for n in v.split(",") if n]))
     total = session.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
     rows = session.scalars(
-        select(RunRow)
-        .where(*where)
-        .order_by(RunRow.created_at.desc(), RunRow.id.desc())
-        .offset(offset)
-        .limit(size)
+        select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id.desc()).offset(offset).limit(size)
     ).all()
     nxt = offset + len(rows)
     return wire_response(
@@ -133,14 +128,12 @@ async def list_runs(
     )
 
 
-@router.get("/{run_ref}", response_model=Run, **_OPTS)
-async def get_run(
-    cluster_id: str, run_ref: str, state: StateDep, session: SessionDep, user: UserDep
-) -> Response:
+@router.get("/{run_ref}", response_model=Run)
+async def get_run(cluster_id: str, run_ref: str, state: StateDep, session: SessionDep, user: UserDep) -> Response:
     return wire_response(run_view(session, find_run(session, user, run_ref)))
 
 
-@router.put("/{run_ref}", response_model=Run, **_OPTS)
+@router.put("/{run_ref}", response_model=Run)
 def update_run(
     cluster_id: str,
     run_ref: str,
@@ -163,7 +156,7 @@ def update_run(
     return wire_response(run_view(session, run))
 
 
-@router.delete("/{run_ref}", response_model=DeleteResponse, **_OPTS)
+@router.delete("/{run_ref}", response_model=DeleteResponse)
 def delete_run(
     cluster_id: str, run_ref: str, request: Request, state: StateDep, session: SessionDep, user: UserDep
 ) -> Response:

@@ -1,0 +1,48 @@
+"""grid-ops: hyperparameter sweeps on a Grid-style platform, from Python, the CLI, Airflow and Prefect.
+
+The SDK names (``Run``, ``Experiment``, ``Resources``, ``Actions``, ``ScratchSpace``, ``api``, ``login``,
+``list_runs``) are imported on first use, so that ``import grid_ops.schemas`` (the control plane does) does
+not load the client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from grid_ops.version import __version__
+
+if TYPE_CHECKING:
+    from grid_ops import errors
+    from grid_ops.sdk import Actions, Experiment, Resources, Run, ScratchSpace, api, list_runs, login
+
+
+_SDK_NAMES = frozenset({"Run", "Experiment", "Resources", "Actions", "ScratchSpace", "api", "login", "list_runs"})
+
+__all__ = [
+    "Actions",
+    "Experiment",
+    "Resources",
+    "Run",
+    "ScratchSpace",
+    "__version__",
+    "api",
+    "errors",
+    "list_runs",
+    "login",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an SDK name on first access (PEP 562)."""
+    if name == "errors":
+        return importlib.import_module("grid_ops.errors")
+    if name in _SDK_NAMES:
+        value = getattr(importlib.import_module("grid_ops.sdk"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'grid_ops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
