@@ -7,9 +7,14 @@ from pathlib import Path
 from typing import Any, overload
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grid_ops.server.models import Base
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database named by ``--db`` cannot be reached or used."""
 
 
 def utcnow() -> datetime:
@@ -42,9 +47,16 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         kwargs["pool_size"] = 20
         kwargs["max_overflow"] = 20
-    elif url.startswith("postgresql:"):
-        url = "postgresql+psycopg:" + url.removeprefix("postgresql:")
-    engine = create_engine(url, **kwargs)
+    elif url.startswith("postgresql:") or url.startswith("postgres:"):
+        url = "postgresql+psycopg:" + url.split(":", 1)[1]
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise DatabaseUnavailable(
+            f"the database driver {exc.name!r} is not installed: pip install 'grid-ops[postgres]'"
+        ) from exc
+    except ArgumentError as exc:
+        raise DatabaseUnavailable(f"invalid database URL {url!r}: {exc}") from exc
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -60,5 +72,10 @@ def make_engine(url: str) -> Engine:
 
 def init_db(engine: Engine) -> sessionmaker[Session]:
     """Create missing tables and return the session factory."""
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except (OperationalError, InterfaceError) as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(f"could not connect to the database {url}: {reason}") from exc
     return sessionmaker(engine, expire_on_commit=False)

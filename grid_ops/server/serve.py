@@ -17,7 +17,8 @@ from typing import Any
 import uvicorn
 
 from grid_ops.server.app import create_app
-from grid_ops.server.config import load_config
+from grid_ops.server.config import ConfigError, load_config
+from grid_ops.server.db import DatabaseUnavailable
 from grid_ops.server.state import AppState
 from grid_ops.server.users import ensure_user_key
 
@@ -61,7 +62,10 @@ def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM; then stop the scheduler and settle running experiments."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(config_path)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if embedded_home is not None:
         embedded_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir = state_dir or embedded_home / "server"
@@ -87,6 +91,10 @@ def serve(
             with contextlib.suppress(FileNotFoundError):
                 (embedded_home / "local-server.json").unlink()
 
-    app = create_app(config, state_dir, db_url, on_started=started, on_stopping=stopping)
+    try:
+        app = create_app(config, state_dir, db_url, on_started=started, on_stopping=stopping)
+    except DatabaseUnavailable as exc:
+        sock.close()
+        raise SystemExit(f"error: {exc}") from exc
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on"))
     server.run(sockets=[sock])

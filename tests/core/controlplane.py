@@ -52,9 +52,7 @@ class ControlPlane:
             "GRID_OPS_HOME": str(self.home),
         }
 
-    def call(
-        self, method: str, path: str, auth: tuple[str, str] | None = None, **kw: Any
-    ) -> requests.Response:
+    def call(self, method: str, path: str, auth: tuple[str, str] | None = None, **kw: Any) -> requests.Response:
         return self.session.request(
             method, self.url + path, auth=auth or (self.user_id, self.api_key), timeout=30, **kw
         )
@@ -89,7 +87,9 @@ class ControlPlane:
         return self.proc.returncode
 
 
-def start_control_plane(home: Path, config_text: str = TEST_CONFIG, timeout: float = 30) -> ControlPlane:
+def start_control_plane(
+    home: Path, config_text: str = TEST_CONFIG, timeout: float = 30, extra_args: list[str] | None = None
+) -> ControlPlane:
     """Start ``python -m grid_ops.server --embedded`` under ``home`` and wait until it serves."""
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "server-config.yml"
@@ -98,7 +98,17 @@ def start_control_plane(home: Path, config_text: str = TEST_CONFIG, timeout: flo
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
     log = open(home / "test-server.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grid_ops.server", "--embedded", "--home", str(home), "--config", str(cfg)],
+        [
+            sys.executable,
+            "-m",
+            "grid_ops.server",
+            "--embedded",
+            "--home",
+            str(home),
+            "--config",
+            str(cfg),
+            *(extra_args or []),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -108,15 +118,11 @@ def start_control_plane(home: Path, config_text: str = TEST_CONFIG, timeout: flo
     info = home / "local-server.json"
     while not info.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(
-                "control plane did not start:\n" + (home / "test-server.log").read_text()[-3000:]
-            )
+            raise RuntimeError("control plane did not start:\n" + (home / "test-server.log").read_text()[-3000:])
         time.sleep(0.05)
     server = json.loads(info.read_text())
     creds = json.loads((home / "local.json").read_text())
-    return ControlPlane(
-        home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc
-    )
+    return ControlPlane(home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc)
 
 
 def add_user(home: Path, name: str) -> tuple[str, str]:
