@@ -434,3 +434,18 @@ def test_other_users_cannot_see_or_touch_a_run(cp: ControlPlane) -> None:
     )
     assert r.status_code == 200
     assert cp.ok("GET", "/v1/core/local/runs/private")["id"] == run_id
+
+
+def test_log_chunks_never_split_a_character(cp: ControlPlane) -> None:
+    script = "print('é' * 50 + '✓' * 50, flush=True)"
+    assert create(cp, "utf8", f'{PY} -c "{script}"').status_code == 200
+    cp.wait_run("utf8")
+    data, offset = "", 0
+    while True:
+        chunk = cp.ok("GET", "/v1/core/local/experiments/utf8-exp0/logs", params={"offset": offset, "limit": 7})
+        assert "\ufffd" not in chunk["data"]
+        data += chunk["data"]
+        offset = chunk["nextOffset"]
+        if chunk["eof"]:
+            break
+    assert data == "é" * 50 + "✓" * 50 + "\n"

@@ -162,6 +162,16 @@ async def experiment_events(cluster_id: str, exp_ref: str, session: SessionDep, 
     return wire_response(ListExperimentEventsResponse(events=events))
 
 
+def whole_characters(data: bytes) -> bytes:
+    """``data`` without a UTF-8 character cut in half at its end, so the next chunk starts with it."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the last character's first byte
+            need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return data if need <= back else data[:-back]
+    return data
+
+
 def _tail_offset(read: object, size: int, lines: int) -> int:
     """The byte offset where the last ``lines`` lines of a log of ``size`` bytes begin."""
     assert callable(read)
@@ -200,12 +210,13 @@ async def experiment_logs(
     executor = state.scheduler.executors.get(exp.cluster_id)
     if executor is None:
         return wire_response(LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True))
-    limit = min(limit, MAX_LOG_CHUNK)
+    limit = max(4, min(limit, MAX_LOG_CHUNK))  # room for one whole character
     _, size = executor.read_log(exp.id, 0, 0)
     if tail is not None:
         offset = _tail_offset(lambda o, n: executor.read_log(exp.id, o, n)[0], size, tail) if tail else size
         limit = MAX_LOG_CHUNK
     data, size = executor.read_log(exp.id, offset, limit)
+    data = whole_characters(data)
     nxt = min(offset, size) + len(data)
     eof = exp.phase in TERMINAL and nxt >= size
     return wire_response(
