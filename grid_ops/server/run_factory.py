@@ -155,6 +155,11 @@ def prepare(
     if spec.datastores:
         refs = ", ".join(repr(d.id) for d in spec.datastores)
         raise bad_request(f"datastore {refs} not found: create it with 'grid-ops datastore create' first")
+    if spec.source_code and not req.local_dir:
+        raise bad_request(
+            f"git sources (spec.sourceCode {spec.source_code!r}) are not fetched by this control plane yet; "
+            "upload the source instead (localDir: true, which the SDK does when no url is given)"
+        )
     instance_type = _choose_instance_type(cluster, spec)
     if (
         instance_type.cpu > cluster.capacity.cpu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import time
@@ -275,8 +276,9 @@ def test_cost_is_hourly_cost_times_running_time(cp: ControlPlane) -> None:
 
 
 def _tar(members: dict[str, bytes]) -> bytes:
+    """A gzip tar of ``members``, byte-for-byte the same for the same members."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for name, content in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
@@ -299,8 +301,10 @@ def test_local_dir_runs_wait_for_their_source_upload(cp: ControlPlane) -> None:
     assert evil.status_code == 400 and "outside" in evil.json()["message"]
     good = requests.put(url, data=_tar({"hello.py": b"import sys; print('hello', sys.argv[2])"}), timeout=10)
     assert good.status_code == 200 and good.headers["ETag"]
-    again = requests.put(url, data=_tar({"hello.py": b"print(2)"}), timeout=10)
-    assert again.status_code == 409
+    same = requests.put(url, data=_tar({"hello.py": b"import sys; print('hello', sys.argv[2])"}), timeout=10)
+    assert same.status_code == 200 and same.headers["ETag"] == good.headers["ETag"]
+    other = requests.put(url, data=_tar({"hello.py": b"print(2)"}), timeout=10)
+    assert other.status_code == 409 and "other content" in other.json()["message"]
     assert cp.wait_run("withsrc")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
     assert cp.ok("GET", "/v1/core/local/experiments/withsrc-exp1/logs")["data"] == "hello 2\n"
 
@@ -363,6 +367,8 @@ BAD_REQUESTS = [
     ),
     ("wrong json type", {"runControllerCommand": ["not", "a", "string"]}, 400, "runControllerCommand"),
     ("empty command", {"runControllerCommand": "  "}, 400, "runControllerCommand is empty"),
+    ("git source", {"runControllerCommand": "t", "sourceCode": "https://example.invalid/r.git"}, 400,
+     "upload the source instead"),
 ]
 
 

@@ -116,7 +116,12 @@ async def list_runs(
         where.append(RunRow.name.in_([n for v in names for n in v.split(",") if n]))
     total = session.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
     rows = session.scalars(
-        select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id.desc()).offset(offset).limit(size)
+        select(RunRow)
+        .where(*where)
+        # an exact name match first, so clients that look a run up by ``query`` find it on the first page
+        .order_by((RunRow.name == (query or "")).desc(), RunRow.created_at.desc(), RunRow.id.desc())
+        .offset(offset)
+        .limit(size)
     ).all()
     nxt = offset + len(rows)
     return wire_response(
@@ -180,8 +185,13 @@ def _accept_source(state: AppState, run_id: str, tmp: str) -> str:
         run = session.get(RunRow, run_id)
         if run is None or run.deleted_at is not None:
             raise ApiError(404, f"run {run_id!r} not found")
+        if run.source_state == "ready":
+            with open(state.scheduler.source_path(run_id), "rb") as f:
+                if hashlib.file_digest(f, "md5").hexdigest() == digest:
+                    return digest  # the same upload again (a client retrying): nothing changes
+            raise ApiError(409, f"the source of run {run.name!r} was already uploaded, with other content")
         if run.source_state != "awaiting":
-            raise ApiError(409, f"the source of run {run.name!r} was already uploaded")
+            raise ApiError(409, f"run {run.name!r} does not take a source upload (it was created without localDir)")
         os.replace(tmp, state.scheduler.source_path(run_id))
         run.source_state = "ready"
         session.execute(
