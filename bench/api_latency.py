@@ -17,9 +17,7 @@ import requests
 from common import median, percentile, plane
 
 
-def poll(
-    url: str, auth: tuple[str, str] | None, seconds: float, interval: float, pollers: int
-) -> list[float]:
+def poll(url: str, auth: tuple[str, str] | None, seconds: float, interval: float, pollers: int) -> list[float]:
     samples: list[float] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -38,9 +36,7 @@ def poll(
         with lock:
             samples.extend(local)
 
-    threads = [
-        threading.Thread(target=worker, args=(i * interval / max(1, pollers),)) for i in range(pollers)
-    ]
+    threads = [threading.Thread(target=worker, args=(i * interval / max(1, pollers),)) for i in range(pollers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -68,9 +64,7 @@ def main() -> None:
         for label, url, a in (("healthz", cp.url + "/healthz", None), ("experiment status", exp_url, auth)):
             xs = poll(url, a, args.seconds, args.interval, args.pollers)
             rows.append((label, len(xs), median(xs), percentile(xs, 99)))
-        print(
-            f"api latency: {args.pollers} pollers, every {args.interval * 1000:.0f} ms, {args.seconds:.0f} s each"
-        )
+        print(f"api latency: {args.pollers} pollers, every {args.interval * 1000:.0f} ms, {args.seconds:.0f} s each")
         for label, n, p50, p99 in rows:
             print(f"  {label:18s} n={n:6d}  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
         print(

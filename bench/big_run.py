@@ -35,8 +35,15 @@ def baseline_insert(n: int) -> float:
         "CREATE TABLE e (id TEXT PRIMARY KEY, run TEXT, name TEXT, idx INT, command TEXT, params TEXT, phase TEXT)"
     )
     rows = [
-        (f"id{i:08d}", "run", f"big-exp{i}", i, json.dumps(["true", "--a", str(i // 100), "--b", str(i % 100)]),
-         json.dumps({"a": str(i // 100), "b": str(i % 100)}), "EXPERIMENT_STATE_QUEUED")
+        (
+            f"id{i:08d}",
+            "run",
+            f"big-exp{i}",
+            i,
+            json.dumps(["true", "--a", str(i // 100), "--b", str(i % 100)]),
+            json.dumps({"a": str(i // 100), "b": str(i % 100)}),
+            "EXPERIMENT_STATE_QUEUED",
+        )
         for i in range(n)
     ]
     t = time.perf_counter()
@@ -73,7 +80,9 @@ def main() -> None:
             cp.ok("GET", "/v1/core/local/runs/big-0")
         per_poll = (time.perf_counter() - t) / args.polls * 1000
         after = rss_mb(cp.proc.pid)
-        print(f"  {args.polls} polls of the run: {per_poll:.1f} ms each; server RSS {before:.0f} MiB -> {after:.0f} MiB")
+        print(
+            f"  {args.polls} polls of the run: {per_poll:.1f} ms each; server RSS {before:.0f} MiB -> {after:.0f} MiB"
+        )
         for r in range(args.rounds):
             cp.call("DELETE", f"/v1/core/local/runs/big-{r}")
         cp.call("DELETE", "/v1/core/local/runs/blocker")

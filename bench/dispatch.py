@@ -23,9 +23,7 @@ def ours(cp, name: str, n: int, cmd: str) -> float:  # type: ignore[no-untyped-d
 def xargs(n: int, cmd: str, slots: int) -> float:
     args = "\n".join(str(i) for i in range(n)) + "\n"
     t0 = time.monotonic()
-    subprocess.run(
-        ["xargs", "-P", str(slots), "-I{}", "sh", "-c", cmd, "{}"], input=args.encode(), check=True
-    )
+    subprocess.run(["xargs", "-P", str(slots), "-I{}", "sh", "-c", cmd, "{}"], input=args.encode(), check=True)
     return time.monotonic() - t0
 
 

@@ -110,7 +110,8 @@ class GridClient:
     def from_env(cls, home: Path | None = None, **kwargs: Any) -> GridClient:
         """A client from ``GRID_URL``/``GRID_USER_ID``/``GRID_API_KEY``, else the credentials file, else the
         embedded local control plane (started if needed). ``GRID_CLUSTER_ID`` sets the default cluster."""
-        kwargs.setdefault("cluster_id", os.environ.get("GRID_CLUSTER_ID") or None)
+        if kwargs.get("cluster_id") is None:
+            kwargs["cluster_id"] = os.environ.get("GRID_CLUSTER_ID") or None
         credentials = load_credentials(home)
         if credentials is None:
             local_home = home or grid_ops_home()
@@ -196,13 +197,14 @@ class GridClient:
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
+                # The embedded control plane may simply have stopped: find or start it again first.
+                if _never_sent(exc) and not absolute and not reconnected and self._apply_reconnect():
+                    attempt, reconnected = 0, True
+                    continue
                 if (retry or _never_sent(exc)) and attempt < self.max_retries:
                     log.debug("retrying %s %s after %s", method, url, exc)
                     self._sleep_backoff(attempt)
                     attempt += 1
-                    continue
-                if _never_sent(exc) and not absolute and not reconnected and self._apply_reconnect():
-                    attempt, reconnected = 0, True
                     continue
                 raise ControlPlaneUnavailable(
                     f"cannot reach the control plane at {self.url} ({method} {path.split('?')[0]}): "

@@ -110,7 +110,7 @@ class Experiment:
 
     @property
     def parameters(self) -> dict[str, str]:
-        """The swept values this experiment runs with, by argument name (e.g. ``{"--lr": "0.1"}``)."""
+        """The swept values this experiment runs with, by argument name (e.g. ``{"lr": "0.1"}`` for ``--lr``)."""
         return dict(self._wire.spec.parameters or {})
 
     @property

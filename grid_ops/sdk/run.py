@@ -432,8 +432,9 @@ class Run:
 
     def __len__(self) -> int:
         """Check how many experiments are recorded in the Run."""
-        if self._wire is not None and self._wire.status.experiment_ids is not None:
-            return len(self._wire.status.experiment_ids)
+        counts = self._wire.status.experiment_counts if self._wire is not None else None
+        if counts is not None:  # deleted experiments are no longer recorded, as iteration shows
+            return counts.cancelled + counts.failed + counts.pending + counts.running + counts.succeeded
         return len(self.experiments)
 
     def __iter__(self) -> Iterator[Experiment]:

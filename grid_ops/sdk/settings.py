@@ -81,7 +81,7 @@ def check_num_trials(value: object) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"num_trials must be a whole number > 0, got {value!r}")
+        raise ValidationError(f"num_trials must be a whole number (0 for not set), got {value!r}")
     return value
 
 
@@ -183,6 +183,8 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
                     "give it once"
                 )
             out.num_trials = trials
+            # num_trials is the one place the count lives from here on, so the setter can change it
+            out.strategy_options = {k: v for k, v in (out.strategy_options or {}).items() if k != "num_trials"}
         if out.strategy == "random_search" and out.num_trials <= 0:
             raise ValidationError(
                 "strategy 'random_search' needs num_trials > 0, e.g. num_trials=10 "
@@ -296,6 +298,10 @@ def apply_config(settings: RunSettings, config: RunConfig) -> RunSettings:
             size_gb=prefer(base.size_gb, config.scratch_size_gb, blank.size_gb),
             mount_path=prefer(base.mount_path, config.scratch_mount_path, blank.mount_path),
         )
+    file_options = dict(config.strategy_options or {})
+    if settings.num_trials or (settings.strategy_options or {}).get("num_trials") is not None:
+        file_options.pop("num_trials", None)  # an explicit trial count beats the file's
+    merged_options = {**file_options, **(settings.strategy_options or {})}
     command = settings.run_command
     if config.params:
         if command is None:
@@ -308,7 +314,7 @@ def apply_config(settings: RunSettings, config: RunConfig) -> RunSettings:
         settings,
         run_command=command,
         strategy=prefer(settings.strategy, config.strategy, default.strategy),
-        strategy_options={**(config.strategy_options or {}), **(settings.strategy_options or {})} or None,
+        strategy_options=merged_options or None,
         env_vars={**(config.env_vars or {}), **(settings.env_vars or {})} or None,
         framework=prefer(settings.framework, config.framework, default.framework),
         dependency_file=prefer(settings.dependency_file, config.dependency_file, default.dependency_file),

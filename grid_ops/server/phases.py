@@ -29,9 +29,11 @@ def derive_run_phase(by_phase: Mapping[str, int], cancel_requested: bool, delete
     was canceled if the user cancelled it, and failed otherwise."""
     if deleted:
         return RunState.DELETED
+    # experiments deleted one by one no longer count towards the run's outcome
+    by_phase = {p: n for p, n in by_phase.items() if p != E.DELETED.value}
     total = sum(by_phase.values())
     if total == 0:
-        return RunState.PENDING
+        return RunState.CANCELED if cancel_requested else RunState.PENDING
     if any(by_phase.get(p, 0) for p in ACTIVE):
         return RunState.RUNNING
     if all(p in TERMINAL for p, n in by_phase.items() if n):

@@ -89,22 +89,24 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
             ).all()
         )
         phase = derive_run_phase(by_phase, run.desired_state == RunState.CANCELED.value, run.deleted_at is not None)
-        if run.phase != phase.value:
+        changed = run.phase != phase.value
+        if changed:
             run.phase = phase.value
             run.updated_at = now
         if run.started_at is None and phase != RunState.PENDING:
             run.started_at = (
                 session.scalar(select(func.min(ExperimentRow.started_at)).where(ExperimentRow.run_id == run_id)) or now
             )
-        if phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED) and run.finished_at is None:
-            run.finished_at = now
+        if phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED) and (run.finished_at is None or changed):
+            run.finished_at = run.finished_at or now
             failed = by_phase.get(E.FAILED.value, 0)
+            live = sum(n for p, n in by_phase.items() if p != E.DELETED.value)
             if phase == RunState.FAILED:
-                run.message = f"{failed} of {sum(by_phase.values())} experiments failed"
+                run.message = f"{failed} of {live} experiments failed"
             elif phase == RunState.CANCELED:
                 run.message = "cancelled by user"
             else:
-                run.message = f"all {sum(by_phase.values())} experiments succeeded"
+                run.message = f"all {live} experiments succeeded"
 
 
 class Scheduler:

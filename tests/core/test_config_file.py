@@ -204,7 +204,7 @@ def test_run_arguments_win_over_the_file_and_the_file_over_defaults(tmp_path: Pa
     assert run.env_vars == {"MODE": "slow", "WORKERS": "4"}
     assert run.resources == Resources(instance_type="cpu-2", use_spot=True, cpus=4, gpus=1, storage_gb=200)
     assert run.strategy == "random_search"
-    assert run.strategy_options == {"num_trials": "4", "seed": "9"}
+    assert run.strategy_options == {"seed": "9"}  # the trial count lives in num_trials
     assert run.num_trials == 4
     assert run.cluster_id == "local"
     assert run.dependency_file == "env/requirements.txt"

@@ -1,0 +1,81 @@
+"""``grid-ops local start|stop|status``: the embedded control plane of ``$GRID_OPS_HOME`` on this machine."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from grid_ops.cli import output
+from grid_ops.cli.errors import CommandFailed
+from grid_ops.credentials import Credentials, grid_ops_home
+from grid_ops.embedded import ensure_local_server, local_server_status, stop_local_server
+
+_HOME = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The grid-ops home of the local control plane (default: $GRID_OPS_HOME or ~/.grid_ops).",
+)
+
+
+def export_lines(credentials: Credentials) -> list[str]:
+    """``export NAME=value`` lines that point any client at ``credentials`` (for ``eval``)."""
+    values = {"GRID_URL": credentials.url, "GRID_USER_ID": credentials.user_id, "GRID_API_KEY": credentials.api_key}
+    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+
+
+@click.group()
+def local() -> None:
+    """Start, stop and inspect the embedded control plane that serves this machine."""
+
+
+@local.command()
+@click.option("--env", "as_env", is_flag=True, help="Print `export GRID_URL=... GRID_USER_ID=... GRID_API_KEY=...`.")
+@_HOME
+@output.output_option
+def start(as_env: bool, home: Path | None) -> None:
+    """Start the local control plane (or reuse the running one) and print where it listens."""
+    home = home or grid_ops_home()
+    credentials = ensure_local_server(home)
+    if as_env:
+        for line in export_lines(credentials):
+            click.echo(line)
+        return
+    if output.wants_json():
+        output.print_json(
+            {"url": credentials.url, "userId": credentials.user_id, "apiKey": credentials.api_key, "home": str(home)}
+        )
+        return
+    click.echo(f"local control plane at {credentials.url} (user {credentials.user_id}, home {home})")
+    click.echo('other clients: eval "$(grid-ops local start --env)"')
+
+
+@local.command()
+@_HOME
+def stop(home: Path | None) -> None:
+    """Stop the local control plane gracefully (running experiments are settled first)."""
+    home = home or grid_ops_home()
+    if stop_local_server(home):
+        click.echo(f"stopped the local control plane of {home}")
+    else:
+        click.echo(f"no local control plane was running for {home}")
+
+
+@local.command()
+@_HOME
+@output.output_option
+def status(home: Path | None) -> None:
+    """Say whether the local control plane runs, where, and whether it answers."""
+    home = home or grid_ops_home()
+    found = local_server_status(home)
+    if output.wants_json():
+        output.print_json({"running": True, **found} if found else {"running": False, "home": str(home)})
+    elif found is None:
+        click.echo(f"no local control plane is running for {home}")
+    else:
+        rows = [(key, found[key]) for key in ("url", "pid", "healthy", "home", "log")]
+        output.print_table(("KEY", "VALUE"), rows)
+    if found is not None and not found["healthy"]:
+        raise CommandFailed(f"the local control plane (pid {found['pid']}) runs but does not answer {found['url']}")

@@ -1,0 +1,219 @@
+"""``grid-ops run [options] COMMAND...``: start a sweep (or plan it with ``--dry_run``) through the SDK's ``Run``."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from grid_ops import schemas
+from grid_ops.cli import output
+from grid_ops.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, show_error
+from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
+from grid_ops.cli.status import show_run
+from grid_ops.sdk.resources import Resources
+from grid_ops.sdk.run import Run
+from grid_ops.sdk.settings import FRAMEWORKS, STRATEGIES
+
+WAIT_POLL_SECONDS = 0.5
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_env(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """``--env KEY=VALUE`` options as a dict (a value may contain ``=``)."""
+    env: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--env'")
+        env[key] = value
+    return env
+
+
+def command_line(tokens: tuple[str, ...]) -> str:
+    """The run command from the words after the options, re-quoted so the server splits them the same way.
+
+    A single word is taken as a whole command line (``grid-ops run "python train.py --lr '[1, 2]'"``).
+    """
+    if tokens and tokens[0].startswith("-") and tokens[0] != "-":
+        raise click.UsageError(
+            f"no such option: {tokens[0]} (run's options go before the command; see `grid-ops run --help`)"
+        )
+    if len(tokens) == 1:
+        return tokens[0]
+    return shlex.join(tokens)
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """Only the arguments given on the command line, so that the SDK (and a config file) decide the rest."""
+    return {key: value for key, value in values.items() if value not in (None, False, {}, ())}
+
+
+def build_run(options: dict[str, Any], command: str) -> Run:
+    """The SDK ``Run`` for the command-line ``options`` and the run ``command``."""
+    resource_args = _given(
+        {
+            "instance_type": options["instance_type"],
+            "use_spot": options["use_spot"],
+            "cpus": options["cpus"],
+            "gpus": options["gpus"],
+            "memory_mb": options["memory_mb"],
+        }
+    )
+    strategy_options = {"seed": str(options["seed"])} if options["seed"] is not None else None
+    arguments = _given(
+        {
+            "name": options["name"],
+            "description": options["description"],
+            "strategy": options["strategy"],
+            "strategy_options": strategy_options,
+            "num_trials": options["num_trials"],
+            "env_vars": options["env"],
+            "framework": options["framework"],
+            "dependency_file": options["dependency_file"],
+            "url": options["url"],
+            "path": options["path"],
+            "dockerfile": options["dockerfile"],
+            "auto_resume": options["auto_resume"],
+            "resources": Resources(**resource_args) if resource_args else None,
+            "datastore": options["datastore"],
+            "datastore_mount_dir": options["datastore_mount_dir"],
+            "cluster_id": chosen_cluster(),
+            "config_file": options["config"],
+            "dry_run": options["dry_run"],
+            "max_parallel": options["max_parallel"],
+        }
+    )
+    return Run(run_command=command, client=get_client(), **arguments)
+
+
+def show_plan(run: Run) -> None:
+    """Print what a dry run planned: one row per experiment, then the totals."""
+    planned = [schemas.PlannedExperiment.model_validate(item) for item in run.plan or []]
+    all_at_once = run.estimated_hourly_cost
+    if output.wants_json():
+        output.print_json(
+            {
+                "name": run.name,
+                "dryRun": True,
+                "experiments": planned,
+                "hourlyCostAllParallel": all_at_once,
+            }
+        )
+        return
+    click.echo(f"dry run of {run.name}: nothing was started")
+    rows = [[p.name, shlex.join(p.command), p.instance_type, output.money(p.hourly_cost)] for p in planned]
+    output.print_table(("EXPERIMENT", "COMMAND", "INSTANCE TYPE", "HOURLY COST"), rows)
+    types = sorted({p.instance_type for p in planned})
+    click.echo(
+        f"total: {len(planned)} experiment{'s' if len(planned) != 1 else ''} on {', '.join(types) or '-'}; "
+        f"{output.money(all_at_once)}/h if all run at once"
+    )
+
+
+def show_started(run: Run) -> None:
+    """Print the started run's name, its number of experiments and how to follow it."""
+    if output.wants_json():
+        output.print_json(get_client().get_run(run.id or run.name))
+        return
+    count = len(run)
+    click.echo(f"started run {run.name}: {count} experiment{'s' if count != 1 else ''} on cluster {run.cluster_id}")
+    click.echo(f"follow it:  grid-ops status {run.name}")
+    click.echo(f"logs:       grid-ops logs {run.name}-exp0")
+
+
+def wait_for(run: Run) -> None:
+    """Wait until the run ends, print its experiments, and exit 1 unless it succeeded."""
+    if not output.wants_json():
+        click.echo(f"waiting for {run.name} to end (Ctrl-C stops waiting, not the run)...", err=True)
+    try:
+        final = run.wait(poll_interval=WAIT_POLL_SECONDS)
+    except KeyboardInterrupt:
+        show_error(f"stopped waiting; run {run.name} goes on (stop it with `grid-ops stop run {run.name}`)")
+        click.get_current_context().exit(EXIT_INTERRUPTED)
+    if not output.wants_json():
+        click.echo()
+    show_run(run.name)
+    if final != "succeeded":
+        show_error(f"run {run.name} {final}" + (f": {run.message}" if run.message else ""))
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+def _option(*names: str, **kwargs: Any) -> Callable[[F], F]:
+    """A ``run`` option spelled with underscores as in the Grid CLI, plus the hyphenated alias."""
+    flags = [names[0]]
+    if "_" in names[0]:
+        flags.append(names[0].replace("_", "-"))
+    return click.option(*flags, *names[1:], **kwargs)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_option("--name", default=None, help="Run name (lowercase letters, digits, hyphens); generated if absent.")
+@_option("--description", default=None, help="What this run is for.")
+@_option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="How to sweep: grid_search (default), random_search or none.",
+)
+@_option("--num_trials", type=click.IntRange(min=1), default=None, help="Trials of random_search.")
+@_option("--seed", type=int, default=None, help="Seed of random_search (default 0).")
+@_option("--instance_type", default=None, help="Instance type of each experiment (see `grid-ops instance-types`).")
+@_option("--cpus", type=click.IntRange(min=0), default=None, help="CPUs each experiment needs.")
+@_option("--gpus", type=click.IntRange(min=0), default=None, help="GPUs each experiment needs.")
+@_option("--memory_mb", type=click.IntRange(min=0), default=None, help="Memory (MB) each experiment needs.")
+@_option("--use_spot", is_flag=True, default=False, help="Use spot pricing where the instance type has it.")
+@cluster_option
+@_option("--framework", default=None, help=f"ML framework: {', '.join(FRAMEWORKS)} or julia:X.Y.Z (default lightning).")
+@_option("--dependency_file", default=None, help="requirements.txt or environment.yml in the source.")
+@_option(
+    "--env",
+    multiple=True,
+    callback=parse_env,
+    metavar="KEY=VALUE",
+    help="Environment variable of every experiment (repeatable).",
+)
+@_option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Source directory to upload (default: the current directory).",
+)
+@_option("--url", default=None, help="Git repository to run instead of uploading --path.")
+@_option("--dockerfile", default=None, help="Dockerfile in the source to build the image from.")
+@_option("--datastore", default=None, metavar="NAME[:VERSION]", help="Datastore to mount in every experiment.")
+@_option("--datastore_mount_dir", default=None, help="Where to mount it (default /datastores/NAME).")
+@_option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="grid.yml config file; options given here win over it.",
+)
+@_option("--max_parallel", type=click.IntRange(min=1), default=None, help="At most this many experiments at once.")
+@_option("--auto_resume", is_flag=True, default=False, help="Resume experiments that were interrupted.")
+@_option("--dry_run", is_flag=True, default=False, help="Only print the plan and its cost; start nothing.")
+@_option("--wait", is_flag=True, default=False, help="Wait for the run to end; exit 1 unless it succeeded.")
+@output.output_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(command: tuple[str, ...], wait: bool, **options: Any) -> None:
+    """Start COMMAND as a run: list literals, range(...) and distributions in its arguments are swept.
+
+    \b
+    Example:
+      grid-ops run --name lr-sweep python train.py --lr "[0.1, 0.01]" --layers "range(1, 4)"
+    """
+    sdk_run = build_run(options, command_line(command))
+    sdk_run.start()
+    if sdk_run.dry_run:
+        show_plan(sdk_run)
+        return
+    if wait:
+        if not output.wants_json():
+            show_started(sdk_run)
+        wait_for(sdk_run)
+        return
+    show_started(sdk_run)
