@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -116,8 +117,15 @@ def elapsed(start: datetime | None, finish: datetime | None, now: datetime | Non
 
 
 def money(amount: float | None) -> str | None:
-    """A dollar amount with four decimals: ``$0.0012``."""
-    return None if amount is None else f"${amount:.4f}"
+    """Dollars with four decimals, or two significant digits for amounts below a hundredth of a cent."""
+    if amount is None:
+        return None
+    if 0 < amount < 0.0001:
+        if amount < 1e-9:
+            return "<$0.000000001"
+        decimals = 1 - math.floor(math.log10(amount))
+        return f"${amount:.{decimals}f}"
+    return f"${amount:.4f}"
 
 
 def timestamp(value: datetime | None) -> str | None:
