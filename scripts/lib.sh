@@ -4,6 +4,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENVS="$ROOT/.venvs"
 PY="${PYTHON:-python3}"
+# uv verifies TLS with the system's certificate store (where a machine adds its own authorities).
+export UV_SYSTEM_CERTS=1
+if [ -z "${SSL_CERT_FILE:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+fi
 
 uv_bin() {
   if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
