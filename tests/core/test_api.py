@@ -455,3 +455,19 @@ def test_log_chunks_never_split_a_character(cp: ControlPlane) -> None:
         if chunk["eof"]:
             break
     assert data == "é" * 50 + "✓" * 50 + "\n"
+
+
+def test_expired_tokens_are_refused_with_a_message(cp: ControlPlane) -> None:
+    r = requests.post(
+        cp.url + "/v1/auth/login", json={"username": "local", "apiKey": cp.api_key, "duration": "1s"}, timeout=5
+    )
+    assert r.status_code == 200
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert requests.get(cp.url + "/v1/core/clusters", headers=headers, timeout=5).status_code == 200
+    time.sleep(1.2)
+    late = requests.get(cp.url + "/v1/core/clusters", headers=headers, timeout=5)
+    assert late.status_code == 401 and "expired" in late.json()["message"]
+    bad = requests.post(
+        cp.url + "/v1/auth/login", json={"username": "local", "apiKey": cp.api_key, "duration": "forever"}, timeout=5
+    )
+    assert bad.status_code == 400 and "invalid duration" in bad.json()["message"]
