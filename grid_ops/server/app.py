@@ -35,6 +35,7 @@ def create_app(
     db_url: str | None = None,
     on_started: Callable[[AppState], None] | None = None,
     on_stopping: Callable[[AppState], None] | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     """A control plane keeping its files under ``state_dir`` and its records in ``db_url``."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ def create_app(
         state_dir=state_dir,
         secret=load_secret(sessions),
     )
+    scheduler.public_url = public_url
+    scheduler.runner_token = lambda experiment_id: state.sign("runner", experiment_id)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

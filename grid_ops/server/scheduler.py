@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -136,6 +136,9 @@ class Scheduler:
         self._used: dict[str, list[float]] = {cid: [0.0, 0.0, 0.0] for cid in config.clusters}
         self._last_cancel_sweep = 0.0
         self._base_env = experiment_base_env()
+        # where experiments (and runners) reach this control plane, and their per-experiment token
+        self.public_url: str | None = None
+        self.runner_token: Callable[[str], str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -365,6 +368,9 @@ class Scheduler:
                 "GRID_INSTANCE_TYPE": exp.instance_type,
             }
         )
+        if self.public_url is not None and self.runner_token is not None:
+            env["GRID_RUNNER_URL"] = self.public_url
+            env["GRID_RUNNER_TOKEN"] = self.runner_token(exp.id)
         source = self.source_path(run.id) if run.source_state == "ready" else None
         return LaunchSpec(
             experiment_id=exp.id,

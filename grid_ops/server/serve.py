@@ -92,7 +92,7 @@ def serve(
                 (embedded_home / "local-server.json").unlink()
 
     try:
-        app = create_app(config, state_dir, db_url, on_started=started, on_stopping=stopping)
+        app = create_app(config, state_dir, db_url, on_started=started, on_stopping=stopping, public_url=url)
     except DatabaseUnavailable as exc:
         sock.close()
         raise SystemExit(f"error: {exc}") from exc
