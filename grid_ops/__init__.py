@@ -1,8 +1,8 @@
 """grid-ops: hyperparameter sweeps on a Grid-style platform, from Python, the CLI, Airflow and Prefect.
 
-The SDK names (``Run``, ``Experiment``, ``Resources``, ``Actions``, ``ScratchSpace``, ``api``, ``login``,
-``list_runs``) are imported on first use, so that ``import grid_ops.schemas`` (the control plane does) does
-not load the client.
+The SDK names (``Run``, ``Experiment``, ``Datastore``, ``Resources``, ``Actions``, ``ScratchSpace``, ``api``,
+``login``, ``list_runs``, ``list_datastores``) are imported on first use, so that ``import grid_ops.schemas``
+(the control plane does) does not load the client.
 """
 
 from __future__ import annotations
@@ -14,13 +14,26 @@ from grid_ops.version import __version__
 
 if TYPE_CHECKING:
     from grid_ops import errors
-    from grid_ops.sdk import Actions, Experiment, Resources, Run, ScratchSpace, api, list_runs, login
+    from grid_ops.sdk import (
+        Actions,
+        Datastore,
+        Experiment,
+        Resources,
+        Run,
+        ScratchSpace,
+        api,
+        list_datastores,
+        list_runs,
+        login,
+    )
 
 
 _SDK_NAMES = frozenset({"Run", "Experiment", "Resources", "Actions", "ScratchSpace", "api", "login", "list_runs"})
+_SDK_NAMES |= {"Datastore", "list_datastores"}
 
 __all__ = [
     "Actions",
+    "Datastore",
     "Experiment",
     "Resources",
     "Run",
@@ -28,6 +41,7 @@ __all__ = [
     "__version__",
     "api",
     "errors",
+    "list_datastores",
     "list_runs",
     "login",
 ]

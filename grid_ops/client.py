@@ -176,11 +176,13 @@ class GridClient:
         bearer: str | None = None,
         retry: bool | None = None,
         absolute: bool = False,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request, retrying per policy, and return the 2xx answer or raise the mapped error.
 
         Requests that never reached the server are always retried; those that may have (reset connection,
-        read timeout, 502/503/504) only when ``retry`` (default: the method is idempotent).
+        read timeout, 502/503/504) only when ``retry`` (default: the method is idempotent). With ``stream``
+        the body is left unread for the caller to iterate (and close).
         """
         retry = method in IDEMPOTENT_METHODS if retry is None else retry
         attempt, reconnected = 0, False
@@ -195,6 +197,7 @@ class GridClient:
                     data=body() if body else None,
                     headers={**(headers or {}), **self._auth_headers(bearer, authenticate)},
                     timeout=self.timeout,
+                    stream=stream,
                 )
             except requests.RequestException as exc:
                 # The embedded control plane may simply have stopped: find or start it again first.
@@ -489,6 +492,213 @@ class GridClient:
                 return
             if not chunk.data:
                 time.sleep(poll_interval)
+
+    # ------------------------------------------------------------------ metrics and artifacts
+
+    def experiment_metrics(
+        self,
+        id_or_name: str,
+        *,
+        names: Iterable[str] | None = None,
+        series: bool = True,
+        cluster_id: str | None = None,
+    ) -> list[schemas.MetricSummary]:
+        """An experiment's metrics sorted by name (only ``names`` if given), with their series unless not
+        ``series``."""
+        params = {"names": _csv(names), "series": "true" if series else "false"}
+        path = self._core(cluster_id, "experiments", id_or_name, "metrics")
+        return self._get(path, schemas.ExperimentMetricsResponse, params).metrics
+
+    def run_metrics(self, id_or_name: str, *, cluster_id: str | None = None) -> list[schemas.ExperimentLastMetrics]:
+        """Every experiment of a run with the last value of each of its metrics, in sweep order."""
+        return self._get(self._core(cluster_id, "runs", id_or_name, "metrics"), schemas.RunMetricsResponse).experiments
+
+    def best_experiment(
+        self,
+        run_id_or_name: str,
+        metric: str,
+        mode: str = "max",
+        *,
+        include_failed: bool = False,
+        cluster_id: str | None = None,
+    ) -> schemas.BestExperimentResponse:
+        """The run's experiment with the highest (``max``) or lowest (``min``) last value of ``metric``,
+        among the succeeded ones unless ``include_failed``; ``NotFoundError`` when none reported it."""
+        params = {"metric": metric, "mode": mode, "includeFailed": "true" if include_failed else "false"}
+        path = self._core(cluster_id, "runs", run_id_or_name, "best")
+        return self._get(path, schemas.BestExperimentResponse, params)
+
+    def iter_artifacts(
+        self, id_or_name: str, *, page_size: int = DEFAULT_PAGE_SIZE, cluster_id: str | None = None
+    ) -> Iterator[schemas.Artifact]:
+        """An experiment's artifacts sorted by path, page after page."""
+        path = self._core(cluster_id, "experiments", id_or_name, "artifacts")
+        for page in self._pages(path, {"pageSize": page_size}, schemas.ListExperimentArtifactsResponse):
+            yield from page.artifacts
+
+    def list_artifacts(self, id_or_name: str, *, cluster_id: str | None = None) -> list[schemas.Artifact]:
+        """All of an experiment's artifacts."""
+        return list(self.iter_artifacts(id_or_name, cluster_id=cluster_id))
+
+    def download_artifact(self, id_or_name: str, path: str, dest: str | Path, *, cluster_id: str | None = None) -> Path:
+        """Stream the artifact ``path`` of an experiment to the file ``dest`` (written whole or not at all)."""
+        url = self._core(cluster_id, "experiments", id_or_name, "artifacts") + "/" + quote(path)
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        size, expected = 0, None
+        try:
+            with self._request("GET", url, stream=True) as answer, partial.open("wb") as f:
+                expected = answer.headers.get("Content-Length")
+                for chunk in answer.iter_content(1024 * 1024):
+                    f.write(chunk)
+                    size += len(chunk)
+            if expected is not None and int(expected) != size:
+                raise ServerError(f"artifact {path!r} of {id_or_name!r} arrived incomplete: {size} of {expected} bytes")
+        except requests.RequestException as exc:
+            partial.unlink(missing_ok=True)
+            raise ControlPlaneUnavailable(
+                f"downloading artifact {path!r} of {id_or_name!r} from {self.url} broke off: {_reason(exc)}"
+            ) from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, target)
+        return target
+
+    # ------------------------------------------------------------------ runner side (experiment token)
+
+    def report_metrics(self, experiment_id: str, points: Iterable[schemas.MetricPoint], token: str) -> int:
+        """Send metric points of an experiment with its ``$GRID_RUNNER_TOKEN``; returns how many were new.
+
+        Resent on failure only when every point has a ``seq``, so that nothing is counted twice."""
+        batch = list(points)
+        payload = schemas.ReportMetricsRequest(points=batch).wire()
+        answer = self._request(
+            "POST",
+            f"/v1/runner/experiments/{_q(experiment_id)}/metrics",
+            json=payload,
+            headers={"X-Grid-Runner-Token": token},
+            authenticate=False,
+            retry=all(p.seq is not None for p in batch),
+        )
+        return self._parse(answer, schemas.ReportMetricsResponse).accepted
+
+    def upload_artifact(
+        self, experiment_id: str, path: str, file: str | Path, token: str
+    ) -> schemas.ArtifactUploadResponse:
+        """Upload ``file`` as the artifact ``path`` of an experiment, with its ``$GRID_RUNNER_TOKEN``."""
+        source = Path(file)
+        opened: list[BinaryIO] = []
+
+        def body() -> BinaryIO:  # a fresh handle for every attempt
+            opened.append(source.open("rb"))
+            return opened[-1]
+
+        try:
+            answer = self._request(
+                "PUT",
+                f"/v1/runner/experiments/{_q(experiment_id)}/artifacts/{quote(path)}",
+                body=body,
+                headers={"X-Grid-Runner-Token": token, "Content-Type": "application/octet-stream"},
+                authenticate=False,
+            )
+        finally:
+            for handle in opened:
+                handle.close()
+        return self._parse(answer, schemas.ArtifactUploadResponse)
+
+    # ------------------------------------------------------------------ datastores
+
+    def create_datastore(
+        self, request: schemas.CreateDatastoreRequest, cluster_id: str | None = None
+    ) -> schemas.Datastore:
+        """Create the next version of a datastore. Resent after a lost answer only with ``spec.uploadToken``,
+        which makes the server answer the version the first request created."""
+        cluster = cluster_id or request.spec.cluster_id or self.cluster_id
+        answer = self._request(
+            "POST", self._core(cluster, "datastores"), json=request.wire(), retry=bool(request.spec.upload_token)
+        )
+        return self._parse(answer, schemas.Datastore)
+
+    def get_datastore(self, ref: str, *, cluster_id: str | None = None) -> schemas.Datastore:
+        """One version by id, ``name:version``, or ``name`` (its latest version that succeeded)."""
+        return self._get(self._core(cluster_id, "datastores", ref), schemas.Datastore)
+
+    def iter_datastores(
+        self,
+        *,
+        names: Iterable[str] | None = None,
+        available: bool | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        cluster_id: str | None = None,
+    ) -> Iterator[schemas.Datastore]:
+        """The caller's datastore versions on a cluster, by name and version (``available``: succeeded only)."""
+        params: dict[str, Any] = {"names": _csv(names), "available": available, "pageSize": page_size}
+        for page in self._pages(self._core(cluster_id, "datastores"), params, schemas.ListDatastoresResponse):
+            yield from page.datastores
+
+    def list_datastores(self, **filters: Any) -> list[schemas.Datastore]:
+        """All pages of ``iter_datastores(**filters)`` as a list."""
+        return list(self.iter_datastores(**filters))
+
+    def delete_datastore(self, ref: str, *, cluster_id: str | None = None) -> None:
+        """Delete one version (an id or ``name:version``)."""
+        self._request("DELETE", self._core(cluster_id, "datastores", ref))
+
+    def datastore_events(self, ref: str, *, cluster_id: str | None = None) -> list[schemas.DatastoreEvent]:
+        """The phase changes of a version with their messages, oldest first."""
+        return self._get(
+            self._core(cluster_id, "datastores", ref, "events"), schemas.ListDatastoreEventsResponse
+        ).events
+
+    def missing_blobs(self, ref: str, blobs: list[schemas.BlobRef], *, cluster_id: str | None = None) -> list[str]:
+        """Which of these contents (sha256, size) the server does not store for you yet."""
+        body = schemas.MissingBlobsRequest(blobs=blobs).wire()
+        answer = self._request(
+            "POST", self._core(cluster_id, "datastores", ref, "missing-blobs"), json=body, retry=True
+        )
+        return self._parse(answer, schemas.MissingBlobsResponse).missing
+
+    def presign_uploads(
+        self, ref: str, objects: list[schemas.DatastoreUploadObject], *, cluster_id: str | None = None
+    ) -> list[schemas.DatastoreUploadObject]:
+        """Start (or continue) multipart uploads and get a URL for every part. Safe to resend for content
+        (``sha256``) uploads and for those named by ``uploadId``: the server continues the same upload."""
+        body = schemas.CreatePresignedUrlsRequest(objects=objects).wire()
+        retry = all(o.sha256 or o.upload_id for o in objects)
+        answer = self._request(
+            "POST", self._core(cluster_id, "datastores", ref, "presigned-urls"), json=body, retry=retry
+        )
+        return self._parse(answer, schemas.CreatePresignedUrlsResponse).objects
+
+    def complete_uploads(
+        self, ref: str, objects: list[schemas.CompletePresignedUrlsUploadObject], *, cluster_id: str | None = None
+    ) -> None:
+        """Report uploaded parts with their ETags (completing an upload twice is harmless)."""
+        body = schemas.CompletePresignedUrlsRequest(objects=objects).wire()
+        path = self._core(cluster_id, "datastores", ref, "presigned-urls", "completed")
+        self._request("POST", path, json=body, retry=True)
+
+    def add_datastore_files(
+        self, ref: str, files: list[schemas.ManifestEntry], *, cluster_id: str | None = None
+    ) -> schemas.DatastoreManifestResponse:
+        """Add files (path -> stored content) to an uploading version; sending them again is harmless."""
+        body = schemas.DatastoreManifestRequest(files=files).wire()
+        answer = self._request("POST", self._core(cluster_id, "datastores", ref, "manifest"), json=body, retry=True)
+        return self._parse(answer, schemas.DatastoreManifestResponse)
+
+    def complete_datastore(self, ref: str, *, cluster_id: str | None = None) -> schemas.Datastore:
+        """Mark a version's upload complete (harmless when it is complete already)."""
+        answer = self._request("POST", self._core(cluster_id, "datastores", ref, "completed"), retry=True)
+        return self._parse(answer, schemas.Datastore)
+
+    def iter_datastore_files(self, ref: str, *, page_size: int = 1000) -> Iterator[schemas.DatastoreFile]:
+        """The files of a version that succeeded, by path, each with a signed download URL."""
+        params: dict[str, Any] = {"pageSize": page_size}
+        path = f"/v1/core/datastores/{_q(ref)}/files"
+        for page in self._pages(path, params, schemas.ListDatastoreFilesResponse):
+            yield from page.files
 
 
 # ---------------------------------------------------------------------- the per-process client

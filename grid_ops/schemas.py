@@ -188,6 +188,7 @@ class RunSpec(WireModel):
     user_id: str | None = None
     # additions
     max_parallel: int | None = None
+    metrics_pattern: str | None = None
 
 
 class ExperimentCounts(WireModel):
@@ -364,6 +365,95 @@ class LogChunk(WireModel):
     eof: bool
 
 
+# --------------------------------------------------------------------------- metrics and artifacts
+
+
+class MetricPoint(WireModel):
+    """Our addition: one metric point a runner reports; ``seq`` makes a retried batch count once."""
+
+    name: str
+    value: float
+    step: int | None = None
+    timestamp: datetime | None = None
+    seq: int | None = None
+
+
+class ReportMetricsRequest(WireModel):
+    """Our addition: body of ``POST /v1/runner/experiments/{id}/metrics``."""
+
+    points: list[MetricPoint]
+
+
+class ReportMetricsResponse(WireModel):
+    accepted: int
+
+
+class MetricSample(WireModel):
+    """One point of a metric's series."""
+
+    step: int | None = None
+    value: float
+    timestamp: datetime | None = None
+
+
+class MetricSummary(WireModel):
+    """Our addition: one metric of an experiment, summarised, with its series when asked for."""
+
+    name: str
+    last: float
+    min: float
+    max: float
+    last_step: int | None = None
+    count: int
+    series: list[MetricSample] | None = None
+
+
+class ExperimentMetricsResponse(WireModel):
+    metrics: list[MetricSummary]
+
+
+class ExperimentLastMetrics(WireModel):
+    """An experiment's name and the last value of each of its metrics."""
+
+    name: str
+    metrics: dict[str, float]
+
+
+class RunMetricsResponse(WireModel):
+    experiments: list[ExperimentLastMetrics]
+
+
+class BestExperimentResponse(WireModel):
+    """Our addition: the experiment of a run with the best last value of ``metric``."""
+
+    experiment: Experiment
+    metric: str
+    value: float
+
+
+class Artifact(WireModel):
+    """``V1Artifact``: ``filename`` is the path under the experiment's artifacts directory."""
+
+    filename: str
+    last_modified: datetime | None = None
+    md5_checksum: str | None = None
+    size_bytes: str | None = None
+    url: str | None = None
+
+
+class ListExperimentArtifactsResponse(WireModel):
+    artifacts: list[Artifact]
+    next_page_token: str | None = None
+    previous_page_token: str | None = None
+
+
+class ArtifactUploadResponse(WireModel):
+    """Our addition: what ``PUT /v1/runner/experiments/{id}/artifacts/{path}`` stored."""
+
+    size: int
+    md5_checksum: str
+
+
 # --------------------------------------------------------------------------- clusters
 
 
@@ -454,3 +544,217 @@ class User(WireModel):
     username: str
     # additions
     team: str | None = None
+
+
+# --------------------------------------------------------------------------- datastores
+
+
+class DatastoreOptimizationStatus(StrEnum):
+    """A datastore version's phase. ``UNSPECIFIED`` reads "uploading", as in the original dialect."""
+
+    UNSPECIFIED = "DATASTORE_OPTIMIZATION_STATUS_UNSPECIFIED"
+    SUCCEEDED = "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
+    FAILED = "DATASTORE_OPTIMIZATION_STATUS_FAILED"
+    OPTIMIZING = "DATASTORE_OPTIMIZATION_STATUS_OPTIMIZING"
+    DELETED = "DATASTORE_OPTIMIZATION_STATUS_DELETED"
+    POD_PENDING = "DATASTORE_OPTIMIZATION_STATUS_POD_PENDING"
+    CLOUD_RESOURCES_PENDING = "DATASTORE_OPTIMIZATION_STATUS_CLOUD_RESOURCES_PENDING"
+
+
+class DatastoreSourceType(StrEnum):
+    UNSPECIFIED = "DATASTORE_SOURCE_TYPE_UNSPECIFIED"
+    HTTP_URL = "DATASTORE_SOURCE_TYPE_HTTP_URL"
+    OBJECT_STORE = "DATASTORE_SOURCE_TYPE_OBJECT_STORE"
+    OBJECT_STORE_REFERENCE_ONLY = "DATASTORE_SOURCE_TYPE_OBJECT_STORE_REFERENCE_ONLY"
+    EXPANDED_FILES = "DATASTORE_SOURCE_TYPE_EXPANDED_FILES"
+    COMPRESSED_FILE = "DATASTORE_SOURCE_TYPE_COMPRESSED_FILE"
+    FSX = "DATASTORE_SOURCE_TYPE_FSX"
+
+
+class DatastoreState(StrEnum):
+    UNSPECIFIED = "DATASTORE_STATE_UNSPECIFIED"
+    UPLOADING = "DATASTORE_STATE_UPLOADING"
+    CREATED = "DATASTORE_STATE_CREATED"
+    DELETED = "DATASTORE_STATE_DELETED"
+
+
+class DatastoreSpec(WireModel):
+    """``Externalv1DatastoreSpec``; ``sizeBytes``, ``fileCount``, ``team`` and ``uploadToken`` are additions.
+
+    ``uploadToken`` (client-chosen) makes creation idempotent: creating again with the same token answers
+    the version the first request created."""
+
+    cluster_id: str | None = None
+    size_mib: int | None = None
+    source: str | None = None
+    source_type: DatastoreSourceType | None = None
+    uploaded_at: datetime | None = None
+    user_id: str | None = None
+    version: int | None = None
+    # additions
+    size_bytes: int | None = None
+    file_count: int | None = None
+    team: str | None = None
+    upload_token: str | None = None
+
+
+class DatastoreStatus(WireModel):
+    """``Externalv1DatastoreStatus``; ``state`` (the ``V1DatastoreState``) is our addition."""
+
+    message: str | None = None
+    phase: DatastoreOptimizationStatus | None = None
+    state: DatastoreState | None = None
+
+
+class Datastore(WireModel):
+    """``Externalv1Datastore``, also the shape of the create, get and update answers."""
+
+    created_at: datetime | None = None
+    id: str
+    name: str
+    spec: DatastoreSpec
+    status: DatastoreStatus
+    updated_at: datetime | None = None
+
+
+class CreateDatastoreRequest(WireModel):
+    """``V1CreateDatastoreRequest``."""
+
+    name: str
+    spec: DatastoreSpec
+
+
+class ListDatastoresResponse(WireModel):
+    datastores: list[Datastore]
+    next_page_token: str | None = None
+    previous_page_token: str | None = None
+    total_size: str | None = None
+
+
+class PresignedUploadUrl(WireModel):
+    """``V1PresignedUploadUrl``: where to PUT one part (the answer's ``ETag`` header is kept)."""
+
+    part_number: str
+    url: str
+
+
+class DatastoreUploadObject(WireModel):
+    """``V1DatastoreUploadObject``: one file (or, with ``sha256``, one content blob) uploaded in parts.
+
+    Additions: ``sha256`` and ``sizeBytes`` name content the server stores by hash; ``partSizeBytes`` lets
+    it check every part's size on completion."""
+
+    expiry_time: str | None = None
+    key: str
+    part_count: str | None = None
+    upload_id: str | None = None
+    urls: list[PresignedUploadUrl] | None = None
+    # additions
+    sha256: str | None = None
+    size_bytes: int | None = None
+    part_size_bytes: int | None = None
+
+
+class CreatePresignedUrlsRequest(WireModel):
+    """``Body2``."""
+
+    objects: list[DatastoreUploadObject]
+
+
+class CreatePresignedUrlsResponse(WireModel):
+    """``V1CreateDatastorePresignedUrlsResponse``."""
+
+    objects: list[DatastoreUploadObject]
+
+
+class CompletePresignedUrlUpload(WireModel):
+    """``V1CompletePresignedUrlUpload``."""
+
+    etag: str
+    part_number: str
+
+
+class CompletePresignedUrlsUploadObject(WireModel):
+    """``V1CompletePresignedUrlsUploadObject``."""
+
+    key: str
+    upload_id: str
+    urls: list[CompletePresignedUrlUpload]
+
+
+class CompletePresignedUrlsRequest(WireModel):
+    """``Body3``."""
+
+    objects: list[CompletePresignedUrlsUploadObject]
+
+
+class BlobRef(WireModel):
+    """Our addition: content named by its SHA-256 and size."""
+
+    sha256: str
+    size_bytes: int
+
+
+class MissingBlobsRequest(WireModel):
+    """Our addition: body of ``POST .../datastores/{id}/missing-blobs``."""
+
+    blobs: list[BlobRef]
+
+
+class MissingBlobsResponse(WireModel):
+    """Our addition: the hashes of the request that the server does not store yet for this user."""
+
+    missing: list[str]
+
+
+class ManifestEntry(WireModel):
+    """Our addition: one file of a version: its path, content hash, size and permission bits."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    mode: int | None = None
+
+
+class DatastoreManifestRequest(WireModel):
+    """Our addition: body of ``POST .../datastores/{id}/manifest`` (entries are added or replaced by path)."""
+
+    files: list[ManifestEntry]
+
+
+class DatastoreManifestResponse(WireModel):
+    file_count: int
+    size_bytes: int
+
+
+class DatastoreEvent(WireModel):
+    """``V1DatastoreEvent``."""
+
+    desired_state: DatastoreState | None = None
+    id: str
+    message: str | None = None
+    phase: DatastoreOptimizationStatus | None = None
+    timestamp: datetime
+
+
+class ListDatastoreEventsResponse(WireModel):
+    events: list[DatastoreEvent]
+
+
+class DatastoreFile(WireModel):
+    """``V1DatastoreFile``: ``url`` downloads the file (signed, expiring); ``sha256``, ``mode`` are additions."""
+
+    filename: str
+    last_modified: datetime | None = None
+    md5_checksum: str | None = None
+    size_bytes: str | None = None
+    url: str | None = None
+    # additions
+    sha256: str | None = None
+    mode: int | None = None
+
+
+class ListDatastoreFilesResponse(WireModel):
+    files: list[DatastoreFile]
+    next_page_token: str | None = None
+    previous_page_token: str | None = None

@@ -10,9 +10,11 @@ from typing import Any
 import click
 
 from grid_ops.cli import output
+from grid_ops.cli.artifacts import artifacts
 from grid_ops.cli.auth import login
 from grid_ops.cli.clusters import clusters, instance_types
 from grid_ops.cli.control import delete, stop
+from grid_ops.cli.datastores import datastore
 from grid_ops.cli.errors import (
     DEBUG_ENV,
     EXIT_FAILED,
@@ -116,6 +118,8 @@ def cli() -> None:
 
 for command in (run, status, logs, stop, delete, clusters, instance_types, login, server, local, users):
     cli.add_command(command)
+cli.add_command(artifacts)
+cli.add_command(datastore)
 
 
 def main(argv: Sequence[str] | None = None, prog_name: str | None = None) -> None:

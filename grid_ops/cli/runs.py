@@ -13,7 +13,7 @@ from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, show_error
 from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
-from grid_ops.cli.status import show_run
+from grid_ops.cli.status import metric_options, show_run
 from grid_ops.sdk.resources import Resources
 from grid_ops.sdk.run import Run
 from grid_ops.sdk.settings import FRAMEWORKS, STRATEGIES
@@ -85,6 +85,7 @@ def build_run(options: dict[str, Any], command: str) -> Run:
             "config_file": options["config"],
             "dry_run": options["dry_run"],
             "max_parallel": options["max_parallel"],
+            "metrics_pattern": options["metrics_pattern"],
         }
     )
     return Run(run_command=command, client=get_client(), **arguments)
@@ -125,8 +126,9 @@ def show_started(run: Run) -> None:
     click.echo(f"logs:       grid-ops logs {run.name}-exp0")
 
 
-def wait_for(run: Run) -> None:
-    """Wait until the run ends, print its experiments, and exit 1 unless it succeeded."""
+def wait_for(run: Run, metric: str | None = None, mode: str = "max") -> None:
+    """Wait until the run ends, print its experiments (and its best by ``metric``), and exit 1 unless it
+    succeeded (and, with ``metric``, some experiment reported it)."""
     if not output.wants_json():
         click.echo(f"waiting for {run.name} to end (Ctrl-C stops waiting, not the run)...", err=True)
     try:
@@ -136,9 +138,11 @@ def wait_for(run: Run) -> None:
         click.get_current_context().exit(EXIT_INTERRUPTED)
     if not output.wants_json():
         click.echo()
-    show_run(run.name)
+    found = show_run(run.name, metric, mode)
     if final != "succeeded":
         show_error(f"run {run.name} {final}" + (f": {run.message}" if run.message else ""))
+        click.get_current_context().exit(EXIT_FAILED)
+    if not found:
         click.get_current_context().exit(EXIT_FAILED)
 
 
@@ -196,16 +200,25 @@ def _option(*names: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("--max_parallel", type=click.IntRange(min=1), default=None, help="At most this many experiments at once.")
 @_option("--auto_resume", is_flag=True, default=False, help="Resume experiments that were interrupted.")
 @_option("--dry_run", is_flag=True, default=False, help="Only print the plan and its cost; start nothing.")
+@_option(
+    "--metrics_pattern",
+    default=None,
+    metavar="REGEX",
+    help="Regex with groups (?P<name>...) and (?P<value>...) finding metrics in stdout (default: name=value).",
+)
 @_option("--wait", is_flag=True, default=False, help="Wait for the run to end; exit 1 unless it succeeded.")
+@metric_options
 @output.output_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(command: tuple[str, ...], wait: bool, **options: Any) -> None:
+def run(command: tuple[str, ...], wait: bool, metric: str | None, mode: str, **options: Any) -> None:
     """Start COMMAND as a run: list literals, range(...) and distributions in its arguments are swept.
 
     \b
     Example:
       grid-ops run --name lr-sweep python train.py --lr "[0.1, 0.01]" --layers "range(1, 4)"
     """
+    if metric is not None and not wait:
+        raise click.UsageError("--metric picks the best experiment once the run ends: use it with --wait")
     sdk_run = build_run(options, command_line(command))
     sdk_run.start()
     if sdk_run.dry_run:
@@ -214,6 +227,6 @@ def run(command: tuple[str, ...], wait: bool, **options: Any) -> None:
     if wait:
         if not output.wants_json():
             show_started(sdk_run)
-        wait_for(sdk_run)
+        wait_for(sdk_run, metric, mode)
         return
     show_started(sdk_run)

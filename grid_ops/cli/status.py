@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from grid_ops import schemas
 from grid_ops.cli import output
+from grid_ops.cli.errors import EXIT_FAILED, grid_error_message, show_error
+from grid_ops.cli.metric_columns import MODES, best_line, last_values, metric_names, number
 from grid_ops.cli.session import cluster_option, get_client
+from grid_ops.client import GridClient
+from grid_ops.errors import NotFoundError
 from grid_ops.names import split_experiment_name
 from grid_ops.sdk.states import experiment_status, run_status
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 RUN_HEADERS = ("RUN", "STATUS", "EXPERIMENTS", "STARTED", "DURATION", "COST")
 
@@ -49,17 +58,25 @@ def parameter_names(experiments: list[schemas.Experiment]) -> list[str]:
     return list(names)
 
 
-def experiment_rows(experiments: list[schemas.Experiment], params: list[str]) -> list[list[object]]:
-    """Rows of the experiments table: name, status, one column per parameter, duration, cost, message."""
+def experiment_rows(
+    experiments: list[schemas.Experiment],
+    params: list[str],
+    metrics: dict[str, dict[str, float]] | None = None,
+    metric_columns: list[str] | None = None,
+) -> list[list[object]]:
+    """Rows of the experiments table: name, status, one column per parameter, then per metric (its last
+    value), duration, cost, message."""
     rows: list[list[object]] = []
     for experiment in experiments:
         values = experiment.spec.parameters or {}
+        last = (metrics or {}).get(experiment.name, {})
         status = experiment.status
         rows.append(
             [
                 experiment.name,
                 experiment_status(status.phase),
                 *(values.get(p) for p in params),
+                *(number(last.get(m)) for m in metric_columns or []),
                 output.duration(output.elapsed(status.start_timestamp, status.finish_timestamp)),
                 output.money(status.cost),
                 status.message,
@@ -77,30 +94,65 @@ def show_runs() -> None:
     output.print_table(RUN_HEADERS, [run_row(r) for r in runs], empty="no runs yet: start one with `grid-ops run`")
 
 
-def show_run(name: str) -> None:
-    """Print one run's summary and the table of its experiments."""
+def _best(
+    client: GridClient, run: schemas.Run, metric: str | None, mode: str
+) -> tuple[schemas.BestExperimentResponse | None, str | None]:
+    """The best experiment by ``metric`` (if asked for), or why there is none."""
+    if metric is None:
+        return None, None
+    try:
+        return client.best_experiment(run.id, metric, mode, cluster_id=run.spec.cluster_id), None
+    except NotFoundError as exc:
+        return None, grid_error_message(exc)
+
+
+def show_run(name: str, metric: str | None = None, mode: str = "max") -> bool:
+    """Print one run's summary and the table of its experiments with a column per metric; with ``metric``
+    also ``best: <experiment> <metric>=<value>``. False when no experiment reported ``metric``."""
     client = get_client()
     run = client.get_run(name)
     experiments = sorted(client.list_experiments(run_ids=[run.id]), key=_index)
+    metrics = last_values(client, run)
+    best, missing = _best(client, run, metric, mode)
     if output.wants_json():
-        output.print_json({"run": run, "experiments": experiments})
-        return
-    output.print_table(RUN_HEADERS, [run_row(run)])
-    if run.status.message:
-        click.echo(f"message: {run.status.message}")
-    click.echo()
-    params = parameter_names(experiments)
-    headers = ["EXPERIMENT", "STATUS", *params, "DURATION", "COST", "MESSAGE"]
-    output.print_table(headers, experiment_rows(experiments, params), empty="(no experiments)")
+        output.print_json({"run": run, "experiments": experiments, "metrics": metrics, "best": best})
+    else:
+        output.print_table(RUN_HEADERS, [run_row(run)])
+        if run.status.message:
+            click.echo(f"message: {run.status.message}")
+        click.echo()
+        params = parameter_names(experiments)
+        columns = metric_names(metrics, hide=params)
+        headers = ["EXPERIMENT", "STATUS", *params, *columns, "DURATION", "COST", "MESSAGE"]
+        rows = experiment_rows(experiments, params, metrics, columns)
+        output.print_table(headers, rows, empty="(no experiments)")
+        if best is not None:
+            click.echo(best_line(best))
+    if missing is not None:
+        show_error(missing)
+    return missing is None
+
+
+def metric_options(func: F) -> F:
+    """``--metric NAME`` and ``--mode max|min``: which metric picks the best experiment, and how."""
+    func = click.option(
+        "--mode", type=click.Choice(MODES), default="max", show_default=True, help="Whether higher or lower is better."
+    )(func)
+    return click.option("--metric", default=None, metavar="NAME", help="Print the best experiment by this metric.")(
+        func
+    )
 
 
 @click.command()
 @click.argument("run", required=False)
+@metric_options
 @cluster_option
 @output.output_option
-def status(run: str | None) -> None:
-    """Without RUN, list your runs; with RUN, show its experiments, their parameters and status."""
+def status(run: str | None, metric: str | None, mode: str) -> None:
+    """Without RUN, list your runs; with RUN, show its experiments, their parameters, metrics and status."""
     if run is None:
+        if metric is not None:
+            raise click.UsageError("--metric needs a RUN: grid-ops status RUN --metric NAME")
         show_runs()
-    else:
-        show_run(run)
+    elif not show_run(run, metric, mode):
+        click.get_current_context().exit(EXIT_FAILED)

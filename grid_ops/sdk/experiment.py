@@ -10,17 +10,21 @@ import textwrap
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 from grid_ops import schemas
 from grid_ops.client import GridClient, get_client
 from grid_ops.errors import NotFoundError, WaitTimeout
 from grid_ops.names import split_experiment_name
 from grid_ops.sdk.resources import Actions, Resources, ScratchSpace
+from grid_ops.sdk.results import Artifact, Metric, download
 from grid_ops.sdk.states import TERMINAL_STATUSES, experiment_status
 
 
 class Experiment:
     """An experiment of a run, named ``<run>-exp<N>``; created by ``Run.start()``, never directly."""
+
+    _best: tuple[str, float] | None = None  # (metric, value) when returned by Run.best_experiment
 
     def __init__(self, name: str, cluster_id: str | None = None, *, client: GridClient | None = None) -> None:
         self._client = client
@@ -305,6 +309,35 @@ class Experiment:
     def follow_logs(self, poll_interval: float = 0.5) -> Iterator[str]:
         """Yield the log as it grows until the experiment has ended and all of it was read."""
         return self._api().follow_logs(self.id, poll_interval=poll_interval, cluster_id=self._cluster)
+
+    # ------------------------------------------------------------------ metrics and artifacts
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """The metrics the experiment reported, by name: ``last``, ``min``, ``max``, ``count`` and the
+        ``series`` of points (fetched on each access)."""
+        return {m.name: Metric.from_wire(m) for m in self._api().experiment_metrics(self.id, cluster_id=self._cluster)}
+
+    @property
+    def best_metric(self) -> str | None:
+        """The metric this experiment was chosen by, when it came from ``Run.best_experiment``."""
+        return self._best[0] if self._best else None
+
+    @property
+    def best_value(self) -> float | None:
+        """Its last value of ``best_metric``, when it came from ``Run.best_experiment``."""
+        return self._best[1] if self._best else None
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """The files the experiment kept (``filename`` relative to its artifacts directory, ``size`` …)."""
+        found = self._api().list_artifacts(self.id, cluster_id=self._cluster)
+        return [Artifact.from_wire(a, self.name, self.run_name) for a in found]
+
+    def download_artifacts(self, dest: str | Path, pattern: str | None = None) -> list[Path]:
+        """Download the artifacts whose path matches the regex ``pattern`` (all if ``None``) to
+        ``dest/<path>``; returns the files written."""
+        return download(self._api(), self.id, self._cluster, self.artifacts, dest, pattern)
 
     def __repr__(self) -> str:
         fields = {

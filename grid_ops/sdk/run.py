@@ -20,10 +20,11 @@ from typing import Any, Generic, TypeVar, cast, overload
 from grid_ops import schemas
 from grid_ops.client import GridClient, get_client
 from grid_ops.config_file import load_config
-from grid_ops.errors import GridError, NotFoundError, WaitTimeout
+from grid_ops.errors import GridError, NotFoundError, ValidationError, WaitTimeout
 from grid_ops.names import generate_run_name, split_experiment_name, validate_run_name
 from grid_ops.sdk.experiment import Experiment
 from grid_ops.sdk.resources import Actions, Resources, ScratchSpace
+from grid_ops.sdk.results import Artifact
 from grid_ops.sdk.settings import (
     RunSettings,
     apply_config,
@@ -83,7 +84,8 @@ class Run:
     (a ``grid.yml``), which wins over the defaults; an argument left at its default value counts as not
     given. Without ``url`` the directory ``path`` (default: the current one) is uploaded as the source;
     ``localdir`` is accepted for compatibility and implied. ``relative_working_dir`` (the directory of the
-    source to run in) and ``max_parallel`` (how many experiments may run at once) are keyword-only
+    source to run in), ``max_parallel`` (how many experiments may run at once) and ``metrics_pattern``
+    (the regex with groups ``name`` and ``value`` that finds metrics in stdout) are keyword-only
     additions; ``client`` selects the control plane (default: ``grid_ops.client.get_client()``).
     """
 
@@ -130,6 +132,10 @@ class Run:
     cluster_id = _Setting[str | None]("The cluster the run runs on (default: the control plane's default).")
     dry_run = _Setting[bool]("Only plan the run on ``start()``: see ``plan`` and ``estimated_hourly_cost``.")
     max_parallel = _Setting[int | None]("At most this many experiments of the run at once (None: no limit).")
+    metrics_pattern = _Setting[str | None](
+        "Regex with named groups ``name`` and ``value`` that finds metrics in stdout lines "
+        "(None: ``name=value``, as ``grid_ops.metrics.DEFAULT_METRICS_PATTERN``)."
+    )
 
     def __init__(
         self,
@@ -158,6 +164,7 @@ class Run:
         *,
         relative_working_dir: str | None = None,
         max_parallel: int | None = None,
+        metrics_pattern: str | None = None,
         client: GridClient | None = None,
     ) -> None:
         self._client = client
@@ -192,6 +199,7 @@ class Run:
             dry_run=dry_run,
             relative_working_dir=relative_working_dir,
             max_parallel=max_parallel,
+            metrics_pattern=metrics_pattern,
         )
         if config_file is not None:
             settings = apply_config(settings, load_config(config_file))
@@ -423,6 +431,35 @@ class Run:
         self._api().delete_run(wire.id, cluster_id=wire.spec.cluster_id)
         self._deleted = True
         return True
+
+    # ------------------------------------------------------------------ metrics and artifacts
+
+    def best_experiment(self, metric: str, mode: str = "max", *, include_failed: bool = False) -> Experiment:
+        """The experiment with the highest (``mode="max"``) or lowest (``"min"``) last value of ``metric``,
+        among the succeeded ones unless ``include_failed``; its ``best_value`` holds that value.
+
+        Raises ``NotFoundError`` naming the metrics the run does have when no experiment reported it."""
+        if mode not in ("max", "min"):
+            raise ValidationError(f"mode must be 'max' or 'min', got {mode!r}")
+        wire = self._started("find the best experiment of")
+        found = self._api().best_experiment(
+            wire.id, metric, mode, include_failed=include_failed, cluster_id=wire.spec.cluster_id
+        )
+        best = Experiment._from_wire(found.experiment, self._api())
+        best._best = (found.metric, found.value)
+        return best
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """The files every experiment of the run kept, experiment by experiment."""
+        return [artifact for experiment in self.experiments for artifact in experiment.artifacts]
+
+    def download_artifacts(self, dest: str | Path, pattern: str | None = None) -> list[Path]:
+        """Download the artifacts whose path matches the regex ``pattern`` (all if ``None``) to
+        ``dest/<run>/<experiment>/<path>``; returns the files written."""
+        self._started("download the artifacts of")
+        root = Path(dest) / self.name
+        return [path for e in self.experiments for path in e.download_artifacts(root / e.name, pattern)]
 
     # ------------------------------------------------------------------ container protocol
 

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from grid_ops import schemas
 from grid_ops.config_file import ACTION_KEYS, RunConfig, prefer
 from grid_ops.errors import ValidationError
+from grid_ops.metrics import compile_metrics_pattern
 from grid_ops.names import validate_run_name
 from grid_ops.sdk.resources import Actions, Resources, ScratchSpace
 
@@ -53,6 +54,7 @@ class RunSettings:
     dry_run: bool = False
     relative_working_dir: str | None = None
     max_parallel: int | None = None
+    metrics_pattern: str | None = None
 
 
 # --------------------------------------------------------------------------- single-value checks
@@ -261,6 +263,13 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
                 )
             out.relative_working_dir = PurePosixPath(work_dir).as_posix()
 
+    def metrics() -> None:
+        if out.metrics_pattern is not None:
+            try:
+                compile_metrics_pattern(out.metrics_pattern)
+            except ValueError as exc:
+                raise ValidationError(f"metrics_pattern: {exc}") from exc
+
     for step in (
         name,
         command,
@@ -273,6 +282,7 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
         components,
         datastore,
         placement,
+        metrics,
     ):
         check(step)
     if problems:
@@ -381,6 +391,7 @@ def to_request(settings: RunSettings, *, cluster_id: str, dry_run: bool | None =
         datastores=datastores,
         auto_resume=settings.auto_resume,
         max_parallel=settings.max_parallel,
+        metrics_pattern=settings.metrics_pattern,
         relative_work_dir=settings.relative_working_dir,
         source_code=settings.url,
         dry_run=settings.dry_run if dry_run is None else dry_run,
@@ -420,4 +431,5 @@ def from_wire(run: schemas.Run) -> RunSettings:
         dry_run=bool(spec.dry_run),
         relative_working_dir=spec.relative_work_dir or None,
         max_parallel=spec.max_parallel,
+        metrics_pattern=spec.metrics_pattern,
     )

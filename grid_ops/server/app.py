@@ -10,11 +10,22 @@ from fastapi import FastAPI
 
 from grid_ops.server.auth import Authenticator
 from grid_ops.server.config import ServerConfig
+from grid_ops.server.datastore_ingest import datastore_service
 from grid_ops.server.db import init_db, make_engine, sqlite_url
 from grid_ops.server.errors import install_handlers
 from grid_ops.server.executors.base import Executor
 from grid_ops.server.executors.local import LocalExecutor
-from grid_ops.server.routers import auth, clusters, experiments, runs
+from grid_ops.server.routers import (
+    artifacts,
+    auth,
+    clusters,
+    datastore_transfer,
+    datastores,
+    experiments,
+    metrics,
+    runner,
+    runs,
+)
 from grid_ops.server.scheduler import Scheduler
 from grid_ops.server.state import AppState, load_secret
 from grid_ops.version import __version__
@@ -53,10 +64,12 @@ def create_app(
     )
     scheduler.public_url = public_url
     scheduler.runner_token = lambda experiment_id: state.sign("runner", experiment_id)
+    datastore_worker = datastore_service(config, state_dir, sessions, state.sign)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
+        datastore_worker.start()
         if on_started is not None:
             on_started(state)
         try:
@@ -64,6 +77,7 @@ def create_app(
         finally:
             if on_stopping is not None:
                 on_stopping(state)
+            datastore_worker.stop()
             scheduler.stop()
             engine.dispose()
 
@@ -74,6 +88,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.grid = state
+    app.state.datastores = datastore_worker.runtime
     install_handlers(app)
 
     @app.get("/healthz", tags=["health"])
@@ -81,5 +96,9 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     for router in (auth.router, clusters.router, runs.router, experiments.router):
+        app.include_router(router)
+    for router in (metrics.router, artifacts.router, runner.router):
+        app.include_router(router)
+    for router in (datastores.router, datastores.files_router, datastore_transfer.router):
         app.include_router(router)
     return app

@@ -53,6 +53,22 @@ class Capacity:
     memory_mb: int
 
 
+STORAGE_BACKENDS = ("local", "s3")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where a cluster keeps its datastores: local disk (``path``, default under the state directory) or
+    an S3 bucket and prefix at any S3-compatible ``endpoint_url`` (credentials from boto3's usual chain)."""
+
+    backend: str = "local"
+    path: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """One cluster: where its experiments run and what it offers."""
@@ -64,6 +80,7 @@ class ClusterConfig:
     capacity: Capacity
     address: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def instance_type(self, name: str) -> InstanceTypeConfig | None:
         """The instance type called ``name``, or None."""
@@ -160,6 +177,7 @@ _CLUSTER_KEYS = {
     "capacity",
     "options",
     "cpu_hourly_cost",
+    "storage",
 }
 _IT_KEYS = {"name", "cpu", "gpu", "memory_mb", "hourly_cost", "spot_hourly_cost", "resources"}
 _CAP_KEYS = {"cpu", "gpu", "memory_mb"}
@@ -195,6 +213,35 @@ def _instance_type(where: str, data: Any) -> InstanceTypeConfig:
         hourly_cost=_number(f"{where}.hourly_cost", d.get("hourly_cost", 0.0)),
         spot_hourly_cost=None if spot is None else _number(f"{where}.spot_hourly_cost", spot),
         resources={str(k): _number(f"{where}.resources.{k}", v) for k, v in (d.get("resources") or {}).items()},
+    )
+
+
+_STORAGE_KEYS = {"local": {"backend", "path"}, "s3": {"backend", "bucket", "prefix", "endpoint_url", "region"}}
+
+
+def _storage(where: str, data: Any) -> StorageConfig:
+    """``clusters[].storage``: ``{backend: local[, path]}`` or ``{backend: s3, bucket[, prefix, endpoint_url,
+    region]}``."""
+    if data is None:
+        return StorageConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping such as {{backend: local}}, got {type(data).__name__}")
+    backend = data.get("backend", "local")
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(f"{where}.backend must be one of {', '.join(STORAGE_BACKENDS)}, got {backend!r}")
+    d = _check_keys(where, data, _STORAGE_KEYS[backend])
+    for key in d.keys() - {"backend"}:
+        if not isinstance(d[key], str) or (key != "prefix" and not d[key]):
+            raise ConfigError(f"{where}.{key} must be a non-empty string, got {d[key]!r}")
+    if backend == "s3" and not d.get("bucket"):
+        raise ConfigError(f"{where}.bucket is required for the s3 backend, e.g. {{backend: s3, bucket: my-data}}")
+    return StorageConfig(
+        backend=backend,
+        path=d.get("path"),
+        bucket=d.get("bucket"),
+        prefix=str(d.get("prefix", "")).strip("/"),
+        endpoint_url=d.get("endpoint_url"),
+        region=d.get("region"),
     )
 
 
@@ -236,6 +283,7 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
         default_instance_type=default,
         capacity=capacity,
         options=dict(d.get("options") or {}),
+        storage=_storage(f"{where}.storage", d.get("storage")),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -125,3 +125,51 @@ class EventRow(Base):
     desired_state: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[str | None] = mapped_column(Text)
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MetricPointRow(Base):
+    """One reported metric point, in arrival order (``id``); ``seq`` is the reporter's sequence number."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (
+        Index("ix_metric_points_exp_name", "experiment_id", "name", "id"),
+        Index("ix_metric_points_exp_seq", "experiment_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class MetricSummaryRow(Base):
+    """Last, min, max and count of one metric of one experiment, kept up to date as points arrive."""
+
+    __tablename__ = "metric_summaries"
+
+    experiment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    last_value: Mapped[float] = mapped_column(Float)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_value: Mapped[float] = mapped_column(Float)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ArtifactRow(Base):
+    """One file under ``<state_dir>/artifacts/<experiment_id>/``; keyed by a hash of its path so that
+    paths of any length fit the index."""
+
+    __tablename__ = "artifacts"
+
+    experiment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    path_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from grid_ops import sweep
 from grid_ops.errors import GridError
+from grid_ops.metrics import compile_metrics_pattern
 from grid_ops.names import generate_run_name, validate_run_name
 from grid_ops.schemas import (
     CreateRunRequest,
@@ -130,6 +131,15 @@ def _check_workdir(spec: RunSpec) -> None:
         raise bad_request(f"relativeWorkDir {rel!r} must be a path inside the source, without '..'")
 
 
+def _check_metrics_pattern(spec: RunSpec) -> None:
+    """``spec.metricsPattern``, when set, must compile and have the groups ``name`` and ``value``."""
+    if spec.metrics_pattern is not None:
+        try:
+            compile_metrics_pattern(spec.metrics_pattern)
+        except ValueError as exc:
+            raise bad_request(f"spec.metricsPattern: {exc}") from exc
+
+
 def prepare(
     session: Session, config: ServerConfig, user: Principal, cluster_id: str, req: CreateRunRequest
 ) -> Prepared:
@@ -150,6 +160,7 @@ def prepare(
     _check_framework(spec, cluster)
     _check_env(spec)
     _check_workdir(spec)
+    _check_metrics_pattern(spec)
     if spec.max_parallel is not None and spec.max_parallel < 1:
         raise bad_request(f"spec.maxParallel must be at least 1, got {spec.max_parallel}")
     if spec.datastores:

@@ -158,11 +158,15 @@ class Scheduler:
 
     def start(self) -> None:
         self._reconcile()
+        self._resume_paused()
         self._thread = threading.Thread(target=self._loop, name="grid-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop admitting; end running experiments (they fail as interrupted); record everything."""
+        """Stop admitting and end running experiments with SIGTERM: those with ``auto_resume`` pause
+        (and resume after a restart), the others fail as interrupted. Safe to call twice."""
+        if self._shutting_down:
+            return
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -215,6 +219,20 @@ class Scheduler:
                 continue
             executor.adopt(exp_id, handle)
 
+    def _resume_paused(self) -> None:
+        """Experiments paused by a graceful shutdown go back in the queue, keeping their folders."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            paused = session.scalars(select(ExperimentRow).where(ExperimentRow.phase == E.PAUSED.value)).all()
+            for exp in paused:
+                exp.phase, exp.message, exp.updated_at = E.QUEUED.value, "resumed after a restart", now
+                add_event(session, exp, exp.message, now)
+
+    @staticmethod
+    def _auto_resume(session: Session, run_id: str) -> bool:
+        run = session.get(RunRow, run_id)
+        return bool(run is not None and run.spec.get("autoResume"))
+
     def _hold(self, cluster_id: str, cpu: float, gpu: int, memory_mb: int, sign: int) -> None:
         used = self._used.setdefault(cluster_id, [0.0, 0.0, 0.0])
         used[0] += sign * cpu
@@ -249,6 +267,10 @@ class Scheduler:
                     exp.deleted_at = exp.deleted_at or now
                 elif exp.desired_state == E.CANCELLED.value:
                     exp.phase, exp.message = E.CANCELLED.value, f"cancelled by user ({o.message})"
+                elif self._shutting_down and self._auto_resume(session, exp.run_id):
+                    exp.phase = E.PAUSED.value
+                    exp.message = "paused: the control plane shut down; it resumes when the control plane restarts"
+                    exp.finished_at = None
                 elif self._shutting_down:
                     exp.phase = E.FAILED.value
                     exp.message = f"interrupted: the control plane shut down ({o.message})"
@@ -368,6 +390,8 @@ class Scheduler:
                 "GRID_INSTANCE_TYPE": exp.instance_type,
             }
         )
+        if run.spec.get("metricsPattern"):
+            env["GRID_METRICS_PATTERN"] = run.spec["metricsPattern"]
         if self.public_url is not None and self.runner_token is not None:
             env["GRID_RUNNER_URL"] = self.public_url
             env["GRID_RUNNER_TOKEN"] = self.runner_token(exp.id)

@@ -11,7 +11,10 @@ import json
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -24,6 +27,29 @@ from grid_ops.server.users import ensure_user_key
 
 LOCAL_USER = "local"
 log = logging.getLogger("grid_ops.server")
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM or SIGINT, first stop the experiments while the API still answers (so their runners
+    can report their last metrics and artifacts), then stop serving. A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        threading.Thread(target=self._drain_then_exit, name="grid-drain", daemon=True).start()
+
+    def _drain_then_exit(self) -> None:
+        try:
+            self._drain()
+        finally:
+            self.should_exit = True
 
 
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
@@ -96,5 +122,8 @@ def serve(
     except DatabaseUnavailable as exc:
         sock.close()
         raise SystemExit(f"error: {exc}") from exc
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on"))
+    server = DrainingServer(
+        uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on"),
+        drain=app.state.grid.scheduler.stop,
+    )
     server.run(sockets=[sock])

@@ -72,7 +72,9 @@ def wake_after_commit(session: Session, needed: bool = True) -> None:
         session.info["wake"] = True
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the transaction commits before the answer is sent, so a client that got a 2xx
+# never reads the state from before its own change.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def current_user(

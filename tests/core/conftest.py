@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.s3server import S3Server, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,14 @@ def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     plane = start_control_plane(tmp_path_factory.mktemp("grid-home"))
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real ``moto_server`` on 127.0.0.1 (S3 for the datastore tests)."""
+    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
 
 
 @pytest.fixture()

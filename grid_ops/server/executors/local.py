@@ -1,8 +1,8 @@
 """The ``local`` executor: each experiment is a process group on this machine.
 
-The command runs under a tiny ``sh`` wrapper that writes its exit code to a file next to the log, so a
-control plane that restarts can still learn how an experiment that outlived it ended. Output goes
-straight to a log file (no pipe), so experiments keep running and logging if the control plane dies.
+The command runs under the runner's supervisor (``grid_ops/runner``), which writes its output to a log
+file and its exit code to a file next to it, so experiments keep running and logging if the control
+plane dies, and a control plane that restarts still learns how an experiment that outlived it ended.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 
 from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
+from grid_ops.server.executors.spare import Spares
 from grid_ops.server.tarsafe import safe_extract
 
-# ``trap :`` keeps the wrapper alive through the group's SIGTERM until the command itself has ended
-# (a handler, unlike an ignore, is not inherited by the command), so the grace period is the command's.
-_WRAPPER = 'trap : TERM INT; "$@"; code=$?; echo "$code" > "$GRID_OPS_EXIT_FILE"; exit "$code"'
 _POLL_SECONDS = 0.5
 
 
@@ -69,6 +67,7 @@ class LocalExecutor(Executor):
         self._free_gpus = list(range(gpus))
         self._gpu_of: dict[str, list[int]] = {}
         self._stopping: set[str] = set()
+        self.spares = Spares(self.root)
 
     # ------------------------------------------------------------------ paths
 
@@ -125,6 +124,8 @@ class LocalExecutor(Executor):
         env.setdefault("GRID_ARTIFACTS_DIR", str(base / "artifacts"))
         env.setdefault("GRID_SCRATCH_DIR", str(base / "scratch"))
         env["GRID_OPS_EXIT_FILE"] = str(self._exit_file(spec.experiment_id))
+        env["GRID_OPS_LOG_FILE"] = str(self.log_path(spec.experiment_id))
+        env.setdefault("GRID_METRICS_FILE", str(base / "metrics.jsonl"))
         self._check_command(spec.argv, cwd, env)
         gpus: list[int] = []
         with self._lock:
@@ -133,23 +134,11 @@ class LocalExecutor(Executor):
                     raise LaunchError(f"needs {spec.gpu} GPU(s) but only {len(self._free_gpus)} are free")
                 gpus, self._free_gpus = self._free_gpus[: spec.gpu], self._free_gpus[spec.gpu :]
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-        log = open(self.log_path(spec.experiment_id), "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "grid-experiment", *spec.argv],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
+            proc = self.spares.take(list(spec.argv), env, cwd, self.log_path(spec.experiment_id))
+        except LaunchError:
             self._release_gpus_list(gpus)
-            raise LaunchError(f"could not start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
-        finally:
-            log.close()
+            raise
         with self._lock:
             self._procs[spec.experiment_id] = proc
             self._pgids[spec.experiment_id] = proc.pid
@@ -256,6 +245,7 @@ class LocalExecutor(Executor):
             return list(self._pgids)
 
     def shutdown(self, grace_seconds: float) -> list[str]:
+        self.spares.close()
         ids = self.running()
         for exp_id in ids:
             self.cancel(exp_id, None, grace_seconds)

@@ -17,6 +17,7 @@ from grid_ops.schemas import (
     LogChunk,
     UpdateExperimentRequest,
 )
+from grid_ops.server.artifacts import purge_after_commit
 from grid_ops.server.control import stop_experiments
 from grid_ops.server.db import as_utc
 from grid_ops.server.errors import bad_request
@@ -116,7 +117,7 @@ async def get_experiment(cluster_id: str, exp_ref: str, session: SessionDep, use
 
 @router.put("/{exp_ref}", response_model=Experiment)
 def update_experiment(
-    cluster_id: str, exp_ref: str, body: UpdateExperimentRequest, session: SessionDep, user: UserDep
+    cluster_id: str, exp_ref: str, body: UpdateExperimentRequest, state: StateDep, session: SessionDep, user: UserDep
 ) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     desired = body.spec.desired_state if body.spec else None
@@ -124,6 +125,7 @@ def update_experiment(
         wake_after_commit(session, stop_experiments(session, [exp], delete=False))
     elif desired == ExperimentState.DELETED:
         wake_after_commit(session, stop_experiments(session, [exp], delete=True))
+        purge_after_commit(session, state.state_dir, [exp.id])
     else:
         raise bad_request(
             "nothing to change: set spec.desiredState to EXPERIMENT_STATE_CANCELLED to cancel the experiment"
@@ -134,9 +136,10 @@ def update_experiment(
 
 
 @router.delete("/{exp_ref}", response_model=DeleteResponse)
-def delete_experiment(cluster_id: str, exp_ref: str, session: SessionDep, user: UserDep) -> Response:
+def delete_experiment(cluster_id: str, exp_ref: str, state: StateDep, session: SessionDep, user: UserDep) -> Response:
     exp, run = find_experiment(session, user, exp_ref)
     wake_after_commit(session, stop_experiments(session, [exp], delete=True))
+    purge_after_commit(session, state.state_dir, [exp.id])
     session.flush()
     refresh_runs(session, [run.id])
     return wire_response(DeleteResponse())

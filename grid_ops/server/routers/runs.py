@@ -24,6 +24,7 @@ from grid_ops.schemas import (
     UpdateRunRequest,
 )
 from grid_ops.server import run_factory
+from grid_ops.server.artifacts import purge_run_after_commit
 from grid_ops.server.control import stop_run
 from grid_ops.server.errors import ApiError, bad_request
 from grid_ops.server.lookup import check_cluster, find_run
@@ -154,6 +155,7 @@ def update_run(
         raise bad_request("nothing to change: set spec.desiredState to RUN_STATE_CANCELED to cancel the run")
     if desired == RunState.DELETED:
         wake_after_commit(session, stop_run(session, run, delete=True))
+        purge_run_after_commit(session, state.state_dir, run.id)
     elif desired in _CANCEL:
         wake_after_commit(session, stop_run(session, run, delete=False))
     else:
@@ -167,6 +169,7 @@ def delete_run(
 ) -> Response:
     run = find_run(session, user, run_ref, for_update=True)
     wake_after_commit(session, stop_run(session, run, delete=True))
+    purge_run_after_commit(session, state.state_dir, run.id)
     return wire_response(DeleteResponse())
 
 

@@ -1,0 +1,263 @@
+"""Runs one experiment's command and looks after it until it ends.
+
+The supervisor is the experiment's process-group leader. It starts the command with its output on a
+pipe, copies that output to the experiment's log file, reads metrics from it (``name=value`` lines) and
+from ``$GRID_METRICS_FILE`` (JSON lines), reports them to the control plane over HTTP, uploads the files
+left in ``$GRID_ARTIFACTS_DIR`` when the command ends (also after a failure), and writes the exit status
+to ``$GRID_OPS_EXIT_FILE`` so a control plane that restarted meanwhile still learns it.
+
+It is started as ``python -I -S <this folder>/__main__.py -- COMMAND...`` and imports nothing but the
+standard library (and ``grid_ops/metrics.py``, loaded by path), so it adds milliseconds, not the cost of
+importing the package, to every experiment.
+"""
+
+from __future__ import annotations
+
+import _signal as signal  # the C module: ``signal`` would load ``enum`` (5 ms a start)
+import os
+import select
+import sys
+import time
+
+# Type names for annotations only (they are strings at run time): importing ``typing`` would cost
+# the supervisor more than everything else it loads. Type checkers take this branch.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
+_CHUNK = 64 * 1024
+_FLUSH_SECONDS = 1.0
+
+
+def load_module_file(relpath: str) -> ModuleType:
+    """A module of the ``grid_ops`` tree (``metrics.py``, ``runner/report.py``) imported on its own, by
+    adding its folder to ``sys.path``: the package itself, and what it imports, stay out of the supervisor."""
+    folder, _, filename = relpath.rpartition("/")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, folder) if folder else root
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return __import__(filename.removesuffix(".py"))
+
+
+def _spawn(argv: list[str]) -> tuple[int, int]:
+    """Fork and exec ``argv`` with stdout and stderr on a new pipe; return (pid, read end)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become the command
+        try:
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            os.close(w)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            os.write(2, f"grid-ops: cannot run {argv[0]!r}: {exc.strerror}\n".encode())
+        os._exit(127)
+    os.close(w)
+    return pid, r
+
+
+class MetricsFile:
+    """Follows ``$GRID_METRICS_FILE`` as the command appends JSON lines to it."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        if not self.path:
+            return []
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        return [line.decode("utf-8", "replace") for line in lines]
+
+
+class Supervisor:
+    """One experiment's command, its log, its metrics and its artifacts."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv = argv
+        self.env = env
+        self.log_fd = os.open(env["GRID_OPS_LOG_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.reporter: Any = None
+        self.metrics: ModuleType | None = None
+        self.pattern: Any = None
+        self.metrics_file = MetricsFile(env.get("GRID_METRICS_FILE"))
+        self.partial = b""
+        self.seq = 0
+        self.metrics_broken = False
+
+    def note(self, text: str) -> None:
+        """A line of our own in the experiment's log, marked as coming from grid-ops."""
+        os.write(self.log_fd, f"[grid-ops] {text}\n".encode())
+
+    def _reporter(self) -> Any:
+        if self.reporter is None:
+            self.reporter = load_module_file("runner/report.py").Reporter(self.env, self.note)
+        return self.reporter
+
+    def _metric_lines(self, lines: list[str], from_file: bool) -> None:
+        """Record the metric points in ``lines``; a problem here is noted once and never stops the command."""
+        if self.metrics_broken:
+            return
+        try:
+            self._parse_metrics(lines, from_file)
+        except Exception as exc:  # the experiment matters more than its metrics
+            self.metrics_broken = True
+            self.note(f"metrics are no longer read: {type(exc).__name__}: {exc}")
+
+    def _parse_metrics(self, lines: list[str], from_file: bool) -> None:
+        if self.metrics is None:
+            import re
+
+            self.metrics = load_module_file("metrics.py")
+            self.pattern = re.compile(self.env.get("GRID_METRICS_PATTERN") or self.metrics.DEFAULT_METRICS_PATTERN)
+        now = time.time()
+        points = []
+        for line in lines:
+            if from_file:
+                parsed = self.metrics.parse_metrics_file_line(line)
+                found = [parsed] if parsed is not None else []
+            else:
+                found = [(name, value, None) for name, value in self.metrics.parse_metric_line(line, self.pattern)]
+            for name, value, step in found:
+                self.seq += 1
+                points.append({"name": name, "value": value, "step": step, "timestamp": now, "seq": self.seq})
+        if points:
+            self._reporter().add(points)
+
+    def _output(self, data: bytes) -> None:
+        os.write(self.log_fd, data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        if len(self.partial) > _CHUNK:  # a very long line without a newline carries no metric
+            self.partial = b""
+        if lines and b"=" in data:
+            self._metric_lines([line.decode("utf-8", "replace") for line in lines], from_file=False)
+
+    def run(self) -> int:
+        """Run the command to its end; return its status the way ``subprocess`` does (-N for signal N)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # The whole group gets the signal: let the command decide how to stop, and wait for it.
+            signal.signal(sig, lambda _s, _f: None)
+        pid, out = _spawn(self.argv)
+        last_file_check = time.monotonic()
+        while True:
+            try:
+                ready, _, _ = select.select([out], [], [], _FLUSH_SECONDS)
+            except InterruptedError:
+                continue
+            if ready:
+                data = os.read(out, _CHUNK)
+                if not data:
+                    break
+                self._output(data)
+            now = time.monotonic()
+            if now - last_file_check >= _FLUSH_SECONDS:
+                last_file_check = now
+                if self.metrics_file.path:
+                    self._metric_lines(self.metrics_file.new_lines(), from_file=True)
+                if self.reporter is not None:
+                    self.reporter.flush_soon()
+        os.close(out)
+        if self.partial:
+            self._output(b"\n")
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        self._finish()
+        return code
+
+    def _finish(self) -> None:
+        """Report what is left and upload the artifacts; a failure here is noted, never raised."""
+        try:
+            self._report_rest()
+        except Exception as exc:
+            self.note(f"reporting failed: {type(exc).__name__}: {exc}")
+
+    def _report_rest(self) -> None:
+        if self.metrics_file.path and os.path.exists(self.metrics_file.path):
+            self._metric_lines(self.metrics_file.new_lines(), from_file=True)
+        artifacts = self.env.get("GRID_ARTIFACTS_DIR")
+        has_artifacts = artifacts is not None and any(files for _, _, files in os.walk(artifacts))
+        if self.reporter is None and not has_artifacts:
+            return
+        reporter = self._reporter()
+        reporter.close()
+        if has_artifacts and artifacts:
+            reporter.upload_artifacts(artifacts)
+
+
+def exit_like(code: int) -> None:
+    """Leave with the command's status: the same exit code, or killed by the same signal.
+
+    ``os._exit`` skips the interpreter's tear-down (milliseconds per experiment): everything worth
+    keeping has been written and the reporter has finished by now."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib costs the supervisor 4 ms to import
+            stream.flush()
+        except Exception:
+            pass
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        time.sleep(1)
+    os._exit(code if 0 <= code < 256 else 1)
+
+
+def main_spare() -> None:
+    """Wait for one job on standard input, take on its environment, folder and log, and run it."""
+    import json  # loaded while waiting (it brings ``re``, which metrics need too), not after the job came
+
+    line = sys.stdin.readline()
+    if not line.strip():
+        sys.exit(0)  # the executor let this spare go unused
+
+    job = json.loads(line)
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    fd = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    main(["--", *job["argv"]])
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        sys.stderr.write("usage: python -m grid_ops.runner -- COMMAND [ARGS...]\n")
+        sys.exit(2)
+    env = dict(os.environ)
+    supervisor = Supervisor(argv, env)
+    code = supervisor.run()
+    exit_file = env.get("GRID_OPS_EXIT_FILE")
+    if exit_file:
+        tmp = exit_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{code}\n")
+        os.replace(tmp, exit_file)
+    exit_like(code)

@@ -1,0 +1,87 @@
+"""Fetching the remote sources of datastores onto the control plane's disk: an ``http(s)`` URL (archives
+unpacked) or everything under an ``s3://bucket/prefix/``."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from grid_ops.server.unpack import archive_kind, unpack
+
+_CHUNK = 4 * 1024 * 1024
+
+
+class SourceError(RuntimeError):
+    """A remote source could not be fetched; the message says which and why."""
+
+
+def _reason(exc: requests.RequestException) -> str:
+    cause: object = exc.args[0] if exc.args else exc
+    cause = getattr(cause, "reason", cause)
+    return str(cause).rsplit(": ", 1)[-1] if "Failed to establish" in str(cause) else f"{type(exc).__name__}: {cause}"
+
+
+def fetch_http(url: str, work: Path, tree: Path) -> str:
+    """Download ``url`` into ``tree``: a zip or tar archive is unpacked, any other file kept by its name.
+
+    Returns what was done, for the version's message."""
+    name = unquote(PurePosixPath(urlsplit(url).path).name) or "download"
+    download = work / "download"
+    try:
+        with requests.get(url, stream=True, timeout=(10, 120)) as answer:
+            if answer.status_code >= 400:
+                raise SourceError(f"could not download {url}: HTTP {answer.status_code} {answer.reason}")
+            with download.open("wb") as out:
+                for chunk in answer.iter_content(_CHUNK):
+                    out.write(chunk)
+    except requests.RequestException as exc:
+        raise SourceError(
+            f"could not download {url}: {_reason(exc)}; check that the URL is reachable from the control plane"
+        ) from exc
+    if archive_kind(download) is not None and name.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+        unpack(download, tree)
+        return f"downloaded and unpacked {name}"
+    tree.mkdir(parents=True, exist_ok=True)
+    download.replace(tree / name)
+    return f"downloaded {name}"
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` -> ``("bucket", "some/prefix/")``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise SourceError(f"{url!r} is not an s3://bucket/prefix/ URL")
+    prefix = parts.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return parts.netloc, prefix
+
+
+def fetch_s3(url: str, tree: Path, client: Any) -> str:
+    """Copy every object under the ``s3://`` prefix into ``tree``, keyed by its path below the prefix."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = parse_s3_url(url)
+    count = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])
+                rel = key[len(prefix) :]
+                if not rel or rel.endswith("/"):
+                    continue
+                parts = PurePosixPath(rel).parts
+                if ".." in parts or rel.startswith("/"):
+                    raise SourceError(f"object {key!r} under {url} would be written outside the datastore")
+                target = tree.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, key, str(target))
+                count += 1
+    except (BotoCoreError, ClientError) as exc:
+        raise SourceError(f"could not copy {url}: {exc}") from exc
+    if count == 0:
+        raise SourceError(f"there are no objects under {url}; check the bucket and prefix")
+    return f"copied {count} objects from {url}"

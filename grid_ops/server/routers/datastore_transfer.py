@@ -1,0 +1,104 @@
+"""The signed URLs of the local storage backend, served by the control plane as S3 would serve its
+presigned ones: PUT a part of an upload (answered with its ``ETag``), GET a stored object.
+
+They carry their own authorisation (an expiry time and an HMAC token), not the user's credentials.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from grid_ops.server.datastore_tables import DatastoreUploadRow
+from grid_ops.server.datastores import DatastoreRuntime, runtime_of
+from grid_ops.server.errors import ApiError
+from grid_ops.server.storage.base import MAX_PART_SIZE, StorageError
+from grid_ops.server.storage.local import LocalStore
+
+router = APIRouter(tags=["datastores"], include_in_schema=True)
+_BUFFER = 4 * 1024 * 1024
+
+
+def _local_store(runtime: DatastoreRuntime, cluster_id: str) -> LocalStore:
+    store = runtime.store(cluster_id)
+    if not isinstance(store, LocalStore):
+        raise ApiError(404, f"cluster {cluster_id!r} keeps its datastores in {store.kind}: use the URLs it signs")
+    return store
+
+
+def _check_signature(expected: str, token: str, expires: int, what: str) -> None:
+    if not token or not hmac.compare_digest(expected, token):
+        raise ApiError(403, f"invalid signature on this {what} URL: use a URL the control plane signed, unchanged")
+    if expires < time.time():
+        raise ApiError(
+            403,
+            f"this {what} URL expired at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(expires))}; "
+            "ask for a new one (presigned-urls with the same uploadId keeps the parts already sent)",
+        )
+
+
+def _check_upload(runtime: DatastoreRuntime, datastore_id: str, upload_id: str, number: int) -> None:
+    with runtime.sessions() as session:
+        up = session.get(DatastoreUploadRow, upload_id)
+        if up is None or up.datastore_id != datastore_id:
+            raise ApiError(404, f"upload {upload_id!r} not found; it was deleted or never started")
+        if up.state != "open":
+            raise ApiError(409, f"upload {upload_id!r} ({up.key!r}) is complete already: its parts cannot change")
+        if not 1 <= number <= up.part_count:
+            raise ApiError(400, f"upload {upload_id!r} has {up.part_count} parts; there is no part {number}")
+
+
+@router.put("/v1/core/{cluster_id}/datastores/{datastore_id}/uploads/{upload_id}/parts/{part_number}")
+async def put_part(
+    cluster_id: str,
+    datastore_id: str,
+    upload_id: str,
+    part_number: int,
+    request: Request,
+    expires: int = 0,
+    token: str = "",
+) -> Response:
+    """Receive one part of an upload; the answer's ``ETag`` header is the MD5 of its bytes."""
+    runtime = runtime_of(request)
+    store = _local_store(runtime, cluster_id)
+    _check_signature(store.part_token(upload_id, part_number, expires), token, expires, "upload")
+    await run_in_threadpool(_check_upload, runtime, datastore_id, upload_id, part_number)
+    try:
+        writer = await run_in_threadpool(store.part_writer, upload_id, part_number)
+    except StorageError as exc:
+        raise ApiError(404, str(exc)) from exc
+    buffer = bytearray()
+    try:
+        async for chunk in request.stream():
+            buffer += chunk
+            if writer.size + len(buffer) > MAX_PART_SIZE:
+                raise ApiError(413, f"a part may have at most {MAX_PART_SIZE} bytes; upload in smaller parts")
+            if len(buffer) >= _BUFFER:
+                await run_in_threadpool(writer.write, bytes(buffer))
+                buffer.clear()
+        if buffer:
+            await run_in_threadpool(writer.write, bytes(buffer))
+        info = await run_in_threadpool(writer.commit)
+    except BaseException:
+        await run_in_threadpool(writer.discard)
+        raise
+    return Response(status_code=200, headers={"ETag": f'"{info.etag}"'})
+
+
+@router.get("/v1/core/{cluster_id}/datastore-objects/{key:path}")
+def get_object(cluster_id: str, key: str, request: Request, expires: int = 0, token: str = "") -> FileResponse:
+    """Download a stored object (a file's content) through a URL from the files listing."""
+    runtime = runtime_of(request)
+    store = _local_store(runtime, cluster_id)
+    _check_signature(store.object_token(key, expires), token, expires, "download")
+    try:
+        path = store.local_path(key)
+    except StorageError as exc:
+        raise ApiError(404, str(exc)) from exc
+    if path is None or not path.is_file():
+        raise ApiError(404, f"object {key!r} is not stored (its datastore version may have been deleted)")
+    return FileResponse(path, media_type="application/octet-stream")

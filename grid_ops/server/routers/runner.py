@@ -1,0 +1,64 @@
+"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points and
+uploads artifacts. Authenticated only by ``X-Grid-Runner-Token``, the experiment's own token
+(``$GRID_RUNNER_TOKEN``), which is valid for that experiment alone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse
+from grid_ops.server import metric_store
+from grid_ops.server.artifact_files import check_path, discard
+from grid_ops.server.artifacts import commit_upload, files_for, live_experiment
+from grid_ops.server.db import utcnow
+from grid_ops.server.errors import ApiError
+from grid_ops.server.keyed_locks import lock_for
+from grid_ops.server.state import StateDep, wire_response
+
+router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
+
+
+async def runner_experiment(
+    experiment_id: str,
+    state: StateDep,
+    x_grid_runner_token: Annotated[str | None, Header()] = None,
+) -> str:
+    """The experiment id of the path, once the request's runner token is shown to be that experiment's."""
+    if not x_grid_runner_token or not state.verify("runner", experiment_id, x_grid_runner_token):
+        raise ApiError(
+            403,
+            f"invalid runner token for experiment {experiment_id!r}: send the experiment's $GRID_RUNNER_TOKEN "
+            "in the X-Grid-Runner-Token header",
+        )
+    return experiment_id
+
+
+ExperimentId = Annotated[str, Depends(runner_experiment)]
+
+
+@router.post("/metrics", response_model=ReportMetricsResponse)
+def report_metrics(experiment_id: ExperimentId, body: ReportMetricsRequest, state: StateDep) -> Response:
+    """Store metric points; points whose ``seq`` is not above the highest stored one are skipped."""
+    metric_store.check_points(body.points)
+    with lock_for(experiment_id), state.sessions.begin() as session:
+        exp = live_experiment(session, experiment_id, "metrics")
+        accepted = metric_store.record(session, exp, body.points, utcnow())
+    return wire_response(ReportMetricsResponse(accepted=accepted))
+
+
+@router.put("/artifacts/{path:path}", response_model=ArtifactUploadResponse)
+async def upload_artifact(experiment_id: ExperimentId, path: str, request: Request, state: StateDep) -> Response:
+    """Store the body as the artifact ``path`` (replacing an earlier upload of the same path)."""
+    path = check_path(path)
+    with state.sessions() as session:
+        live_experiment(session, experiment_id, "artifacts")
+    upload = await files_for(state.state_dir).receive(request.stream())
+    try:
+        await run_in_threadpool(commit_upload, state, experiment_id, path, upload)
+    finally:
+        discard(upload.temp)
+    return wire_response(ArtifactUploadResponse(size=upload.size, md5_checksum=upload.md5))

@@ -1,0 +1,185 @@
+"""An upload's progress, kept under ``$GRID_OPS_HOME/uploads/`` until the version is complete.
+
+``<key>.json`` is a snapshot: the arguments of the upload (server, user, cluster, name, source,
+compression), the version it creates, the source's files as scanned (size, mtime, mode, sha256), and per
+content object its upload id and the ETags of the parts that arrived. ``<key>.journal`` gets one line per
+part as soon as the part has arrived, so that a killed process loses at most the parts in flight. The key
+is a hash of the arguments: calling ``upload()`` again with the same ones finds the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grid_ops.errors import ValidationError
+from grid_ops.upload.scan import SourceFile
+
+FORMAT = 1
+
+
+def state_key(url: str, user_id: str, cluster_id: str, name: str, source: str, compression: bool) -> str:
+    """The name of the state files of one upload's arguments."""
+    text = json.dumps([url, user_id, cluster_id, name, source, compression])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class ObjectState:
+    """One content object to upload: a distinct file content, or the packed archive."""
+
+    sha256: str
+    size: int
+    key: str  # the datastore path of a file with this content (or the archive's name)
+    local: str  # the file on disk it is read from
+    upload_id: str | None = None
+    part_count: int = 0
+    etags: dict[int, str] = field(default_factory=dict)
+    completed: bool = False
+
+
+@dataclass
+class UploadState:
+    """Everything needed to resume one upload."""
+
+    key: str
+    url: str
+    user_id: str
+    cluster_id: str
+    name: str
+    source: str
+    compression: bool
+    token: str
+    part_size: int
+    files: list[SourceFile]
+    archive: str | None = None  # the packed archive, with compression
+    datastore_id: str | None = None
+    version: int | None = None
+    objects: dict[str, ObjectState] = field(default_factory=dict)
+    manifest_sent: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["format"] = FORMAT
+        data["files"] = [
+            {
+                "path": f.path,
+                "local": str(f.local),
+                "size": f.size,
+                "mtimeNs": f.mtime_ns,
+                "mode": f.mode,
+                "sha256": f.sha256,
+            }
+            for f in self.files
+        ]
+        for obj in data["objects"].values():
+            obj["etags"] = {str(k): v for k, v in obj["etags"].items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UploadState:
+        files = [
+            SourceFile(f["path"], Path(f["local"]), f["size"], f["mtimeNs"], f["mode"], f.get("sha256"))
+            for f in data["files"]
+        ]
+        objects = {}
+        for sha, obj in data.get("objects", {}).items():
+            obj = dict(obj)
+            obj["etags"] = {int(k): v for k, v in obj.get("etags", {}).items()}
+            objects[sha] = ObjectState(**obj)
+        fields = {k: v for k, v in data.items() if k not in ("files", "objects", "format")}
+        return cls(files=files, objects=objects, **fields)
+
+    def describe(self) -> str:
+        version = f" version {self.version}" if self.version else ""
+        return f"datastore {self.name!r}{version} from {self.source}"
+
+
+class StateStore:
+    """The state files of the uploads of one ``$GRID_OPS_HOME``; safe to use from several threads."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / "uploads"
+        self._lock = threading.Lock()
+
+    def _json(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def _journal(self, key: str) -> Path:
+        return self.root / f"{key}.journal"
+
+    def archive_path(self, key: str) -> Path:
+        """Where the packed archive of an upload with compression is kept until it completes."""
+        return self.root / f"{key}.tar.gz"
+
+    def load(self, key: str) -> UploadState | None:
+        """The saved state with the journal's parts applied, or None if there is none."""
+        path = self._json(key)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            state = UploadState.from_json(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                f"the saved progress {path} cannot be read ({exc}); delete it to start the upload afresh"
+            ) from exc
+        journal = self._journal(key)
+        if journal.is_file():
+            for line in journal.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    obj = state.objects.get(entry["s"])
+                    if obj is not None and obj.upload_id == entry["u"]:
+                        obj.etags[int(entry["p"])] = str(entry["e"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a kill: that part is sent again
+        return state
+
+    def save(self, state: UploadState) -> None:
+        """Write the whole state atomically and start a fresh journal."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = self._json(state.key)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(state.to_json()))
+            os.replace(tmp, path)
+            with contextlib.suppress(FileNotFoundError):
+                self._journal(state.key).unlink()
+
+    def record_part(self, state: UploadState, obj: ObjectState, number: int, etag: str) -> None:
+        """Note that a part arrived (in memory and in the journal, flushed at once)."""
+        line = json.dumps({"s": obj.sha256, "u": obj.upload_id, "p": number, "e": etag}) + "\n"
+        with self._lock:
+            obj.etags[number] = etag
+            with self._journal(state.key).open("a") as journal:
+                journal.write(line)
+
+    def delete(self, key: str) -> None:
+        """Forget an upload: its state, journal and packed archive."""
+        with self._lock:
+            for path in (self._json(key), self._journal(key), self.archive_path(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def all(self) -> list[UploadState]:
+        """Every saved upload, oldest first (unreadable ones are skipped)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            try:
+                state = self.load(path.stem)
+            except ValidationError:
+                continue
+            if state is not None:
+                found.append(state)
+        return found

@@ -1,0 +1,134 @@
+"""Shared pieces of the datastore tests: source trees, the raw upload API, and reading a version back."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from grid_ops.client import GridClient, set_client
+from tests.core.controlplane import ControlPlane
+
+_counter = itertools.count()
+PLAIN = requests.Session()
+PLAIN.trust_env = False  # presigned URLs on 127.0.0.1: no proxy, no credentials
+
+
+def unique(prefix: str) -> str:
+    """A datastore name no other test uses."""
+    return f"{prefix}-{os.getpid() % 10_000}-{next(_counter)}"
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (path -> content) under ``root``."""
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    """``n`` reproducible pseudo-random (incompressible) bytes."""
+    out = bytearray()
+    block = hashlib.sha256(str(seed).encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 32
+    return bytes(out[:n])
+
+
+def point_sdk_at(mp: pytest.MonkeyPatch, cp: ControlPlane, home: Path, cluster: str = "local") -> None:
+    """Make the SDK and CLI of this process use ``cp`` and keep upload progress under ``home``."""
+    for key, value in cp.env().items():
+        mp.setenv(key, value)
+    mp.setenv("GRID_OPS_HOME", str(home))
+    mp.setenv("GRID_CLUSTER_ID", cluster)
+    for key in ("GRID_OPS_UPLOAD_PART_SIZE", "GRID_OPS_UPLOAD_THREADS", "GRID_OPS_UPLOAD_MAX_BPS"):
+        mp.delenv(key, raising=False)
+    set_client(None)
+
+
+def client_of(cp: ControlPlane, cluster: str = "local") -> GridClient:
+    return GridClient(cp.url, cp.user_id, cp.api_key, cluster_id=cluster)
+
+
+def read_version(client: GridClient, ref: str) -> dict[str, tuple[bytes, int]]:
+    """Every file of a version, downloaded through the URLs of the files listing: path -> (bytes, mode)."""
+    out = {}
+    for f in client.iter_datastore_files(ref, page_size=2):
+        assert f.url is not None
+        answer = PLAIN.get(f.url, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert hashlib.sha256(answer.content).hexdigest() == f.sha256
+        out[f.filename] = (answer.content, f.mode or 0)
+    return out
+
+
+def tree_of(root: Path) -> dict[str, tuple[bytes, int]]:
+    """The files under ``root`` as ``read_version`` returns them."""
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode & 0o777)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+# ---------------------------------------------------------------------- the raw wire API
+
+
+class Raw:
+    """The datastore endpoints called directly, as any client of the wire format would."""
+
+    def __init__(self, cp: ControlPlane, cluster: str = "local", auth: tuple[str, str] | None = None) -> None:
+        self.cp, self.cluster, self.auth = cp, cluster, auth
+
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.cp.call(method, f"/v1/core/{self.cluster}/datastores{path}", auth=self.auth, **kw)
+
+    def ok(self, method: str, path: str, **kw: Any) -> Any:
+        answer = self.call(method, path, **kw)
+        assert answer.status_code == 200, f"{method} {path} -> {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def create(self, name: str, **spec: Any) -> dict[str, Any]:
+        return self.ok("POST", "", json={"name": name, "spec": spec})  # type: ignore[no-any-return]
+
+    def presign(self, ds: str, *objects: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.ok("POST", f"/{ds}/presigned-urls", json={"objects": list(objects)})["objects"]  # type: ignore[no-any-return]
+
+    def complete_parts(self, ds: str, key: str, upload_id: str, etags: dict[int, str]) -> requests.Response:
+        urls = [{"partNumber": str(n), "etag": e} for n, e in sorted(etags.items())]
+        body = {"objects": [{"key": key, "uploadId": upload_id, "urls": urls}]}
+        return self.call("POST", f"/{ds}/presigned-urls/completed", json=body)
+
+    def wait(self, ds: str, timeout: float = 30) -> dict[str, Any]:
+        """The version once it is no longer optimizing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.ok("GET", f"/{ds}")
+            if got["status"]["phase"] != "DATASTORE_OPTIMIZATION_STATUS_OPTIMIZING":
+                return got  # type: ignore[no-any-return]
+            assert time.monotonic() < deadline, f"{ds} still optimizing"
+            time.sleep(0.05)
+
+
+def put(url: str, data: bytes) -> str:
+    """PUT one part to its presigned URL; returns the ETag answered (unquoted)."""
+    answer = PLAIN.put(url, data=data, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.headers["ETag"].strip('"')
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()

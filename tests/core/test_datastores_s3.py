@@ -1,0 +1,192 @@
+"""Datastores on the S3 storage backend: a real control plane whose ``s3`` cluster keeps its datastores in a
+real ``moto_server`` on 127.0.0.1. Parts go straight to S3 through presigned URLs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grid_ops import Datastore
+from grid_ops.errors import GridError
+from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.datastore_helpers import (
+    Raw,
+    client_of,
+    make_tree,
+    md5,
+    point_sdk_at,
+    put,
+    random_bytes,
+    read_version,
+    sha,
+    tree_of,
+    unique,
+)
+from tests.core.s3server import CREDENTIALS, S3Server
+from tests.core.test_datastores import StopAfter
+
+MIB = 1024 * 1024
+BUCKET, PREFIX, SOURCES = "grid-datastores", "team/ds", "source-data"
+CONFIG = """
+default_cluster: s3
+clusters:
+  - id: s3
+    executor: local
+    capacity: {{cpu: 2, gpu: 0, memory_mb: 4096}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.1}}
+    storage: {{backend: s3, bucket: {bucket}, prefix: {prefix}, endpoint_url: "{url}", region: us-east-1}}
+  - id: local
+    executor: local
+    capacity: {{cpu: 2, gpu: 0, memory_mb: 4096}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def s3cp(moto: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane whose default cluster ``s3`` stores datastores in the moto bucket."""
+    s3 = moto.client()
+    for bucket in (BUCKET, SOURCES):
+        s3.create_bucket(Bucket=bucket)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in CREDENTIALS.items():
+            mp.setenv(key, value)  # inherited by the control plane process (boto3's credential chain)
+        plane = start_control_plane(
+            tmp_path_factory.mktemp("s3-home"), CONFIG.format(bucket=BUCKET, prefix=PREFIX, url=moto.url)
+        )
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture()
+def sdk(s3cp: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ControlPlane:
+    point_sdk_at(monkeypatch, s3cp, tmp_path / "home", cluster="s3")
+    monkeypatch.setenv("GRID_OPS_UPLOAD_PART_SIZE", str(5 * MIB))
+    return s3cp
+
+
+def keys(moto: S3Server, prefix: str) -> list[str]:
+    pages = moto.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [str(o["Key"]) for page in pages for o in page.get("Contents", [])]
+
+
+def source(root: Path, name: str, big: int = 11 * MIB) -> Path:
+    seed = int(sha(name.encode())[:8], 16)
+    files = {f"small/{i}.txt": f"{name} {i}\n".encode() for i in range(5)}
+    files["big.bin"] = random_bytes(big, seed)
+    return make_tree(root, files)
+
+
+def test_a_directory_uploads_straight_to_the_bucket_in_parts(sdk: ControlPlane, moto: S3Server, tmp_path: Path) -> None:
+    name = unique("s3dir")
+    src = source(tmp_path / "data", name)
+    ds = Datastore(name=name, source=src)
+    ds.upload()
+    assert (ds.version, ds.snapshot_status, ds.cluster_id, ds.file_count) == (1, "succeeded", "s3", 6)
+    assert ds.last_upload is not None and ds.last_upload.parts_sent == 3 + 5  # 11 MiB in 5 MiB parts, 5 small
+    assert ds.last_upload.bytes_sent == ds.size
+    client = client_of(sdk, "s3")
+    files = list(client.iter_datastore_files(ds.id or ""))
+    assert all((f.url or "").startswith(moto.url + f"/{BUCKET}/{PREFIX}/blobs/") for f in files)
+    assert read_version(client, ds.id or "") == tree_of(src)
+    stored = keys(moto, f"{PREFIX}/blobs/{sdk.user_id}/")
+    assert sorted(k.rsplit("/", 1)[1] for k in stored) == sorted({f.sha256 or "" for f in files})
+    assert not (sdk.home / "server" / "datastores" / "s3").exists()  # no bytes on the control plane's disk
+
+
+def test_versions_share_content_in_the_bucket_and_deleting_one_keeps_the_other(
+    sdk: ControlPlane, moto: S3Server, tmp_path: Path
+) -> None:
+    name = unique("s3versions")
+    src = source(tmp_path / "data", name, big=6 * MIB)
+    first = Datastore(name=name, source=src)
+    first.upload()
+    (src / "small" / "0.txt").write_text("changed\n")
+    second = Datastore(name=name, source=src)
+    second.upload()
+    assert second.version == 2 and second.last_upload is not None
+    assert second.last_upload.bytes_sent == len("changed\n")
+    blob_prefix = f"{PREFIX}/blobs/{sdk.user_id}/"
+    before = set(keys(moto, blob_prefix))
+    first.delete()
+    after = set(keys(moto, blob_prefix))
+    gone = before - after
+    assert [k.rsplit("/", 1)[1] for k in gone] == [sha(f"{name} 0\n".encode())]  # only what v2 does not use
+    assert read_version(client_of(sdk, "s3"), f"{name}:2") == tree_of(src)
+
+
+def test_compression_unpacks_into_the_bucket(sdk: ControlPlane, tmp_path: Path) -> None:
+    name = unique("s3packed")
+    src = source(tmp_path / "data", name, big=1 * MIB)
+    ds = Datastore(name=name, source=src, compression=True)
+    ds.upload()
+    assert ds.snapshot_status == "succeeded" and ds.file_count == 6
+    assert read_version(client_of(sdk, "s3"), ds.id or "") == tree_of(src)
+
+
+def test_parts_are_checked_against_what_s3_holds(sdk: ControlPlane, moto: S3Server) -> None:
+    raw = Raw(sdk, "s3")
+    ds = raw.create(unique("s3wire"))
+    data = random_bytes(5 * MIB + 10, 77)
+    obj: dict[str, Any] = {"key": "x.bin", "sha256": sha(data), "sizeBytes": len(data)}
+    r = raw.call(
+        "POST", f"/{ds['id']}/presigned-urls", json={"objects": [{**obj, "partCount": "2", "partSizeBytes": MIB}]}
+    )
+    assert r.status_code == 400 and "smaller than the s3 storage's minimum" in r.json()["message"]
+    (up,) = raw.presign(ds["id"], {**obj, "partCount": "2", "partSizeBytes": 5 * MIB})
+    urls = {int(u["partNumber"]): u["url"] for u in up["urls"]}
+    assert all(u.startswith(moto.url) for u in urls.values())
+    etags = {1: put(urls[1], data[: 5 * MIB])}
+    assert etags[1] == md5(data[: 5 * MIB])
+    r = raw.complete_parts(ds["id"], "x.bin", up["uploadId"], {**etags, 2: md5(data[5 * MIB :])})
+    assert r.status_code == 409 and "part(s) 2 of 2 have not arrived" in r.json()["message"]
+    etags[2] = put(urls[2], data[5 * MIB :])
+    r = raw.complete_parts(ds["id"], "x.bin", up["uploadId"], {**etags, 2: "f" * 32})
+    assert r.status_code == 409 and "the ETag of part 2 of 'x.bin'" in r.json()["message"]
+    for _ in range(2):
+        assert raw.complete_parts(ds["id"], "x.bin", up["uploadId"], etags).status_code == 200
+    raw.ok(
+        "POST",
+        f"/{ds['id']}/manifest",
+        json={"files": [{"path": "x.bin", "sha256": sha(data), "sizeBytes": len(data)}]},
+    )
+    for _ in range(2):
+        assert raw.ok("POST", f"/{ds['id']}/completed")["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
+    assert read_version(client_of(sdk, "s3"), ds["id"]) == {"x.bin": (data, 0o644)}
+
+
+def test_an_s3_prefix_is_copied_and_an_empty_one_fails(sdk: ControlPlane, moto: S3Server) -> None:
+    s3 = moto.client()
+    prefix = unique("exports")
+    wanted = {"a.csv": b"1,2\n", "deep/b.csv": b"3,4\n"}
+    for rel, data in wanted.items():
+        s3.put_object(Bucket=SOURCES, Key=f"{prefix}/{rel}", Body=data)
+    ds = Datastore(source=f"s3://{SOURCES}/{prefix}/")
+    assert ds.name == prefix
+    ds.upload()
+    assert {k: v[0] for k, v in read_version(client_of(sdk, "s3"), ds.id or "").items()} == wanted
+    with pytest.raises(GridError, match=rf"there are no objects under s3://{SOURCES}/nothing-here/"):
+        Datastore(name=unique("empty"), source=f"s3://{SOURCES}/nothing-here/").upload()
+
+
+def test_an_interrupted_s3_upload_resumes_with_the_missing_parts(
+    sdk: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
+    name = unique("s3resume")
+    src = make_tree(tmp_path / "data", {"big.bin": random_bytes(16 * MIB, int(sha(name.encode())[:8], 16))})
+    with pytest.raises(KeyboardInterrupt):
+        Datastore(name=name, source=src).upload(progress=StopAfter(1))
+    again = Datastore(name=name, source=src)
+    again.upload()
+    assert again.last_upload is not None
+    resumed = again.last_upload.bytes_resumed
+    assert resumed >= 5 * MIB and again.last_upload.bytes_sent == 16 * MIB - resumed
+    assert read_version(client_of(sdk, "s3"), f"{name}:1") == tree_of(src)
+    assert os.listdir(tmp_path / "home" / "uploads") == []
