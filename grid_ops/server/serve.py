@@ -72,6 +72,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_preferring_last_port(host: str, home: Path) -> socket.socket:
+    """The embedded control plane comes back on the port it had, when that port is free, so that its
+    URL (in exported ``GRID_URL`` values and in running experiments) stays valid across restarts."""
+    remembered = home / "local-server-port"
+    with contextlib.suppress(OSError, ValueError):
+        last = int(remembered.read_text().strip())
+        with contextlib.suppress(OSError):
+            sock = bind(host, last)
+            return sock
+    sock = bind(host, 0)
+    with contextlib.suppress(OSError):
+        remembered.write_text(f"{sock.getsockname()[1]}\n")
+    return sock
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -96,7 +111,9 @@ def serve(
         embedded_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir = state_dir or embedded_home / "server"
     state_dir = state_dir or Path(os.environ.get("GRID_OPS_STATE_DIR", "grid-ops-state"))
-    sock = bind(host, port)
+    sock = (
+        bind_preferring_last_port(host, embedded_home) if embedded_home is not None and port == 0 else bind(host, port)
+    )
     url = _url(sock)
 
     def started(state: AppState) -> None:

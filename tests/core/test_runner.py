@@ -1,0 +1,103 @@
+"""The runner's supervisor, through real experiments: metrics from stdout and from the metrics file, a
+run's own metric pattern, artifacts kept after a failure, and the control plane being away for a while."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.core.controlplane import ControlPlane, start_control_plane
+
+
+def _run(cp: ControlPlane, name: str, script: str, **spec: Any) -> dict[str, Any]:
+    body = {"name": name, "spec": {"runControllerCommand": f'python3 -c "{script}"', **spec}}
+    r = cp.call("POST", "/v1/core/local/runs", json=body)
+    assert r.status_code == 200, r.text
+    return cp.wait_run(name)
+
+
+def _metrics(cp: ControlPlane, exp: str) -> dict[str, dict[str, Any]]:
+    out = cp.ok("GET", f"/v1/core/local/experiments/{exp}/metrics")["metrics"]
+    return {m["name"]: m for m in out}
+
+
+def test_metrics_from_stdout_and_from_the_metrics_file_are_recorded_with_their_steps(cp: ControlPlane) -> None:
+    script = (
+        "import json, os\n"
+        "f = open(os.environ['GRID_METRICS_FILE'], 'a')\n"
+        "for step in range(3):\n"
+        "    print(f'epoch {step}: loss={1.0 / (step + 1):.3f} lr=0.1', flush=True)\n"
+        "    f.write(json.dumps({'name': 'val_acc', 'value': 0.5 + step / 10, 'step': step}) + '\\n')\n"
+        "    f.flush()\n"
+    )
+    assert _run(cp, "runner-metrics", script)["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    metrics = _metrics(cp, "runner-metrics-exp0")
+    assert [p["value"] for p in metrics["loss"]["series"]] == [1.0, 0.5, 0.333]
+    assert metrics["loss"]["min"] == 0.333 and metrics["loss"]["last"] == 0.333
+    assert [(p["step"], p["value"]) for p in metrics["val_acc"]["series"]] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+    assert metrics["lr"]["count"] == 3
+    # the output itself is in the log unchanged
+    log = cp.ok("GET", "/v1/core/local/experiments/runner-metrics-exp0/logs")["data"]
+    assert log.splitlines()[0] == "epoch 0: loss=1.000 lr=0.1"
+
+
+def test_a_runs_own_metric_pattern_replaces_the_default(cp: ControlPlane) -> None:
+    script = "print('accuracy: 0.91 (loss=3)', flush=True)"
+    pattern = r"(?P<name>accuracy): (?P<value>[0-9.]+)"
+    assert _run(cp, "runner-pattern", script, metricsPattern=pattern)["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    metrics = _metrics(cp, "runner-pattern-exp0")
+    assert set(metrics) == {"accuracy"} and metrics["accuracy"]["last"] == 0.91
+
+
+def test_artifacts_written_before_a_failure_are_kept(cp: ControlPlane) -> None:
+    script = (
+        "import os, sys\n"
+        "d = os.environ['GRID_ARTIFACTS_DIR']\n"
+        "os.makedirs(os.path.join(d, 'ckpt'), exist_ok=True)\n"
+        "open(os.path.join(d, 'ckpt', 'epoch1.txt'), 'w').write('weights')\n"
+        "sys.exit(2)\n"
+    )
+    assert _run(cp, "runner-fails", script)["status"]["phase"] == "RUN_STATE_FAILED"
+    listed = cp.ok("GET", "/v1/core/local/experiments/runner-fails-exp0/artifacts")["artifacts"]
+    assert [(a["filename"], a["sizeBytes"]) for a in listed] == [("ckpt/epoch1.txt", "7")]
+    got = cp.call("GET", "/v1/core/local/experiments/runner-fails-exp0/artifacts/ckpt/epoch1.txt")
+    assert got.status_code == 200 and got.content == b"weights"
+
+
+def test_metrics_reported_while_the_control_plane_was_down_arrive_after_it_returns(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cp = start_control_plane(home)
+    script = (
+        "import time\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(2)\n"
+        "for i in range(5):\n"
+        "    print(f'score={i}', flush=True)\n"
+        "time.sleep(1)\n"
+    )
+    try:
+        body = {"name": "away", "spec": {"runControllerCommand": f'python3 -c "{script}"'}}
+        assert cp.call("POST", "/v1/core/local/runs", json=body).status_code == 200
+        deadline = time.monotonic() + 30
+        while "ready" not in cp.ok("GET", "/v1/core/local/experiments/away-exp0/logs")["data"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        cp.stop(signal.SIGKILL)  # the scores are printed while nobody listens
+        time.sleep(2.5)
+    finally:
+        cp.stop(signal.SIGKILL)
+    # The control plane comes back on its old port; the runner's queued points get through then.
+    again = start_control_plane(home)
+    try:
+        assert again.url == cp.url
+        run = again.wait_run("away", timeout=60)
+        assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+        deadline = time.monotonic() + 30
+        while "score" not in _metrics(again, "away-exp0"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert [p["value"] for p in _metrics(again, "away-exp0")["score"]["series"]] == [0, 1, 2, 3, 4]
+    finally:
+        again.stop()
