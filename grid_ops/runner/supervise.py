@@ -99,6 +99,7 @@ class Supervisor:
         self.partial = b""
         self.seq = 0
         self.metrics_broken = False
+        self.reason: str | None = None
 
     def note(self, text: str) -> None:
         """A line of our own in the experiment's log, marked as coming from grid-ops."""
@@ -150,11 +151,60 @@ class Supervisor:
             self._metric_lines([line.decode("utf-8", "replace") for line in lines], from_file=False)
 
     def run(self) -> int:
-        """Run the command to its end; return its status the way ``subprocess`` does (-N for signal N)."""
+        """Run the actions and the command; return the status the way ``subprocess`` does (-N for signal
+        N). ``self.reason`` says why, when an action rather than the command decided the outcome."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             # The whole group gets the signal: let the command decide how to stop, and wait for it.
             signal.signal(sig, lambda _s, _f: None)
-        pid, out = _spawn(self.argv)
+        self._scratch_link()
+        code = 0
+        for action in self._actions("GRID_ACTIONS_ON_EXPERIMENT_START"):
+            code = self._action("on_experiment_start", action)
+            if code != 0:
+                break
+        if code == 0:
+            code = self._run_process(self.argv)
+        for action in self._actions("GRID_ACTIONS_ON_EXPERIMENT_END"):  # also after a failure
+            end = self._action("on_experiment_end", action)
+            if end != 0 and code == 0:
+                code = end
+        self._finish()
+        return code
+
+    def _actions(self, variable: str) -> list[str]:
+        import json
+
+        return [str(a) for a in json.loads(self.env.get(variable) or "[]") if str(a).strip()]
+
+    def _action(self, kind: str, command: str) -> int:
+        """One action, run by the shell (so ``${VAR}`` takes the experiment's environment), into the log."""
+        self.note(f"{kind}: {command}")
+        code = self._run_process(["/bin/sh", "-c", command])
+        if code != 0 and self.reason is None:
+            self.reason = f"{kind} action {command!r} failed ({describe(code)})"
+            self.note(self.reason)
+        return code
+
+    def _scratch_link(self) -> None:
+        """Make the scratch folder reachable at the run's ``mount_path`` where that can be done safely."""
+        mount, scratch = self.env.get("GRID_SCRATCH_MOUNT"), self.env.get("GRID_SCRATCH_DIR")
+        if not mount or not scratch:
+            return
+        if os.path.isabs(mount):
+            self.note(
+                f"scratch space is at $GRID_SCRATCH_DIR ({scratch}); this executor does not link it at the "
+                f"absolute path {mount}, which other experiments on this machine would share"
+            )
+            return
+        link = os.path.join(os.getcwd(), mount)
+        if os.path.lexists(link):
+            self.note(f"scratch space is at $GRID_SCRATCH_DIR; {mount} already exists in the source, not linked")
+            return
+        os.makedirs(os.path.dirname(link) or ".", exist_ok=True)
+        os.symlink(scratch, link)
+
+    def _run_process(self, argv: list[str]) -> int:
+        pid, out = _spawn(argv)
         last_file_check = time.monotonic()
         while True:
             try:
@@ -182,9 +232,7 @@ class Supervisor:
                 break
             except InterruptedError:
                 continue
-        code = os.waitstatus_to_exitcode(status)
-        self._finish()
-        return code
+        return os.waitstatus_to_exitcode(status)
 
     def _finish(self) -> None:
         """Report what is left and upload the artifacts; a failure here is noted, never raised."""
@@ -204,6 +252,11 @@ class Supervisor:
         reporter.close()
         if has_artifacts and artifacts:
             reporter.upload_artifacts(artifacts)
+
+
+def describe(code: int) -> str:
+    """``exited with code N`` or ``killed by signal N``."""
+    return f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
 
 
 def exit_like(code: int) -> None:
@@ -255,9 +308,9 @@ def main(argv: list[str]) -> None:
     supervisor = Supervisor(argv, env)
     code = supervisor.run()
     exit_file = env.get("GRID_OPS_EXIT_FILE")
-    if exit_file:
+    if exit_file:  # the status, and on a second line why, when an action decided it
         tmp = exit_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{code}\n")
+            f.write(f"{code}\n{supervisor.reason or ''}\n")
         os.replace(tmp, exit_file)
     exit_like(code)

@@ -166,10 +166,13 @@ class IngestWorker:
             done = self._fetch(job, store, work, tree)
             entries, skipped = scan_tree(tree)
             self._store_blobs(job, store, entries)
+        except (ArchiveError, SourceError, StorageError, OSError) as exc:
+            shutil.rmtree(work, ignore_errors=True)  # nothing of it is left once the version is settled
+            self._fail(job, str(exc))
+        else:
+            shutil.rmtree(work, ignore_errors=True)
             note = f"; skipped {skipped} link(s) to directories" if skipped else ""
             self._succeed(job, entries, f"{done}: {len(entries)} files, {sum(e.size for e in entries)} bytes{note}")
-        except (ArchiveError, SourceError, StorageError, OSError) as exc:
-            self._fail(job, str(exc))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for key, _sha in job.archives:  # the archives served their purpose either way

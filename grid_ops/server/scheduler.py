@@ -7,6 +7,7 @@ arrives, a cancel is asked for), so dispatch adds only milliseconds per experime
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -390,6 +391,16 @@ class Scheduler:
                 "GRID_INSTANCE_TYPE": exp.instance_type,
             }
         )
+        actions = run.spec.get("actions") or {}
+        for key, variable in (
+            ("onExperimentStart", "GRID_ACTIONS_ON_EXPERIMENT_START"),
+            ("onExperimentEnd", "GRID_ACTIONS_ON_EXPERIMENT_END"),
+        ):
+            if actions.get(key):
+                env[variable] = json.dumps(actions[key])
+        scratch = run.spec.get("scratch") or []
+        if scratch and scratch[0].get("mountPath"):
+            env["GRID_SCRATCH_MOUNT"] = scratch[0]["mountPath"]
         if run.spec.get("metricsPattern"):
             env["GRID_METRICS_PATTERN"] = run.spec["metricsPattern"]
         if self.public_url is not None and self.runner_token is not None:

@@ -278,18 +278,20 @@ def test_a_client_whose_server_was_stopped_reconnects_to_a_new_one(
         import json
         from grid_ops import api
         from grid_ops.client import get_client
-        from grid_ops.embedded import stop_local_server
+        from grid_ops.embedded import local_server_status, stop_local_server
 
         api.list_clusters()
-        before = get_client().url
+        before, pid_before = get_client().url, local_server_status()["pid"]
         assert stop_local_server() is True
         clusters = api.list_clusters()  # same process, same cached client
-        print(json.dumps({"before": before, "after": get_client().url, "default": clusters.default_cluster}))
+        print(json.dumps({"before": before, "after": get_client().url, "default": clusters.default_cluster,
+                          "pid_before": pid_before, "pid_after": local_server_status()["pid"]}))
         """
     )
     seen = json.loads(run_python(code, env, tmp_path).strip().splitlines()[-1])
     assert seen["default"] == "local"
-    assert seen["before"] != seen["after"]
+    assert seen["pid_before"] != seen["pid_after"]  # a new server ...
+    assert seen["before"] == seen["after"]  # ... back on the port the old one had
     server = json.loads((home / SERVER_FILE).read_text())
     assert server["url"] == seen["after"]
     assert server_pids(home) == [server["pid"]]

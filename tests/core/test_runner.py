@@ -101,3 +101,47 @@ def test_metrics_reported_while_the_control_plane_was_down_arrive_after_it_retur
         assert [p["value"] for p in _metrics(again, "away-exp0")["score"]["series"]] == [0, 1, 2, 3, 4]
     finally:
         again.stop()
+
+
+def test_experiment_actions_run_in_order_with_the_experiments_variables(cp: ControlPlane) -> None:
+    actions = {
+        "onExperimentStart": ["echo start ${GRID_EXPERIMENT_NAME} > order.txt"],
+        "onExperimentEnd": ["echo end ${GRID_RUN_NAME} >> order.txt; cat order.txt"],
+    }
+    script = "open('order.txt', 'a').write('command\\n')"
+    assert _run(cp, "actions-ok", script, actions=actions)["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    log = cp.ok("GET", "/v1/core/local/experiments/actions-ok-exp0/logs")["data"]
+    assert "start actions-ok-exp0\ncommand\nend actions-ok\n" in log
+
+
+def test_a_failing_start_action_fails_the_experiment_naming_it_and_the_end_action_still_runs(
+    cp: ControlPlane,
+) -> None:
+    actions = {"onExperimentStart": ["exit 3"], "onExperimentEnd": ["echo cleaned up"]}
+    run = _run(cp, "actions-bad", "print('the command ran')", actions=actions)
+    assert run["status"]["phase"] == "RUN_STATE_FAILED"
+    exp = cp.experiments("actions-bad")[0]
+    assert exp["status"]["message"] == "on_experiment_start action 'exit 3' failed (exited with code 3)"
+    log = cp.ok("GET", "/v1/core/local/experiments/actions-bad-exp0/logs")["data"]
+    assert "the command ran" not in log and "cleaned up" in log
+
+
+def test_the_end_action_runs_after_a_failed_command(cp: ControlPlane) -> None:
+    actions = {"onExperimentEnd": ["echo after ${GRID_EXPERIMENT_NAME}"]}
+    assert _run(cp, "actions-end", "import sys; sys.exit(5)", actions=actions)["status"]["phase"] == "RUN_STATE_FAILED"
+    exp = cp.experiments("actions-end")[0]
+    assert exp["status"]["message"] == "exited with code 5"
+    assert "after actions-end-exp0" in cp.ok("GET", "/v1/core/local/experiments/actions-end-exp0/logs")["data"]
+
+
+def test_scratch_is_an_empty_folder_linked_at_a_relative_mount_path(cp: ControlPlane) -> None:
+    script = (
+        "import os; "
+        "print(sorted(os.listdir('work/tmp')), os.path.realpath('work/tmp') == os.environ['GRID_SCRATCH_DIR'])"
+    )
+    run = _run(cp, "scratchy", script, scratch=[{"mountPath": "work/tmp", "sizeGb": 1}])
+    assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    assert "[] True" in cp.ok("GET", "/v1/core/local/experiments/scratchy-exp0/logs")["data"]
+    _run(cp, "scratch-abs", "print('ok')", scratch=[{"mountPath": "/scratch", "sizeGb": 1}])
+    log = cp.ok("GET", "/v1/core/local/experiments/scratch-abs-exp0/logs")["data"]
+    assert "does not link it at the absolute path /scratch" in log

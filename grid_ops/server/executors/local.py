@@ -170,7 +170,7 @@ class LocalExecutor(Executor):
         # Kill anything the command left behind in its group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        self._finish(experiment_id, code, describe_exit(code))
+        self._finish(experiment_id, code, self._read_exit_reason(experiment_id) or describe_exit(code))
 
     # ------------------------------------------------------------------ cancel
 
@@ -199,9 +199,17 @@ class LocalExecutor(Executor):
 
     def _read_exit_file(self, experiment_id: str) -> int | None:
         try:
-            return int(self._exit_file(experiment_id).read_text().strip())
+            return int(self._exit_file(experiment_id).read_text().split("\n", 1)[0].strip())
         except (OSError, ValueError):
             return None
+
+    def _read_exit_reason(self, experiment_id: str) -> str | None:
+        """The supervisor's word on why the experiment ended, when an action (not the command) decided it."""
+        try:
+            lines = self._exit_file(experiment_id).read_text().split("\n")
+        except OSError:
+            return None
+        return lines[1].strip() or None if len(lines) > 1 else None
 
     def adopt(self, experiment_id: str, handle: str | None) -> None:
         pid, _, start = (handle or "").partition(":")
@@ -211,7 +219,9 @@ class LocalExecutor(Executor):
             if code is None:
                 msg = "the experiment's process vanished while the control plane was down; exit status unknown"
             else:
-                msg = describe_exit(code) + " (while the control plane was down)"
+                msg = (
+                    self._read_exit_reason(experiment_id) or describe_exit(code)
+                ) + " (while the control plane was down)"
             self.on_exit(Outcome(experiment_id, code, msg))
             return
         with self._lock:
@@ -226,7 +236,7 @@ class LocalExecutor(Executor):
             if code is not None:
                 break
             time.sleep(0.05)
-        self._finish(experiment_id, code, describe_exit(code))
+        self._finish(experiment_id, code, self._read_exit_reason(experiment_id) or describe_exit(code))
 
     # ------------------------------------------------------------------ logs and shutdown
 
