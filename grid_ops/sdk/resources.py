@@ -8,6 +8,7 @@ no grid-ops cluster) and ``Resources`` has a trailing ``memory_mb``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from grid_ops import schemas
 from grid_ops.config_file import ACTION_KEYS as ACTION_FIELDS
@@ -37,17 +38,32 @@ def _commands(name: str, value: object) -> list[str] | None:
     return list(value)
 
 
+T = TypeVar("T")
+
+
+def stored(cls: type[T], **fields: Any) -> T:
+    """An instance of ``cls`` from a stored run, without the argument checks: what the server holds
+    (possibly written by another client) is shown as it is, never refused when a run is loaded."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 @dataclass
 class ScratchSpace:
-    """Scratch disk mounted into every experiment: ``size_gb`` GB at ``mount_path``."""
+    """Scratch disk for every experiment: ``size_gb`` GB at ``mount_path`` (absolute, or relative to the
+    working directory; the experiment always finds it at ``$GRID_SCRATCH_DIR``)."""
 
     size_gb: int = 100
     mount_path: str = "/scratch"
 
     def __post_init__(self) -> None:
         _whole("ScratchSpace.size_gb", self.size_gb, minimum=1)
-        if not isinstance(self.mount_path, str) or not self.mount_path.startswith("/"):
-            raise ValidationError(f"ScratchSpace.mount_path must be an absolute path, got {self.mount_path!r}")
+        if not isinstance(self.mount_path, str) or not self.mount_path or ".." in self.mount_path.split("/"):
+            raise ValidationError(
+                f"ScratchSpace.mount_path must be a path without '..' (absolute, or relative to the working "
+                f"directory), got {self.mount_path!r}"
+            )
 
     def to_wire(self) -> schemas.ScratchSpace:
         """The ``spec.scratch`` entry."""
@@ -59,7 +75,7 @@ class ScratchSpace:
         if not scratch:
             return None
         first = scratch[0]
-        return cls(size_gb=first.size_gb or 100, mount_path=first.mount_path or "/scratch")
+        return stored(cls, size_gb=first.size_gb or 100, mount_path=first.mount_path or "/scratch")
 
 
 @dataclass
@@ -101,7 +117,8 @@ class Resources:
     ) -> Resources:
         """The resources of a run or experiment spec."""
         res = resources or schemas.Resources()
-        return cls(
+        return stored(
+            cls,
             instance_type=instance_type or None,
             use_spot=bool(use_spot),
             cpus=_int(res.cpu),
@@ -137,4 +154,4 @@ class Actions:
         """The actions of a run or experiment spec."""
         if actions is None:
             return cls()
-        return cls(**{name: getattr(actions, name) or None for name in ACTION_FIELDS})
+        return stored(cls, **{name: getattr(actions, name) or None for name in ACTION_FIELDS})

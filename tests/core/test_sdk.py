@@ -808,3 +808,17 @@ def test_login_writes_a_private_credentials_file_that_later_clients_use(
     finally:
         set_client(None)
         stop_local_server(home)
+
+
+def test_loading_a_run_shows_what_another_client_stored_without_refusing_it(client_env: ControlPlane) -> None:
+    from grid_ops import Run
+
+    body = {
+        "name": "odd-stored",
+        "spec": {"runControllerCommand": "true", "scratch": [{"mountPath": "rel/dir", "sizeGb": 0}],
+                 "resources": {"cpu": "0", "storageGb": "7"}},
+    }
+    assert client_env.call("POST", "/v1/core/local/runs", json=body).status_code == 200
+    run = Run("odd-stored")
+    assert run.name == "odd-stored"
+    assert run.wait(timeout=30) == "succeeded"
