@@ -1,4 +1,4 @@
-"""Read a Grid ``grid.yml`` config file into typed Run arguments (DESIGN.md section 4, "Config file").
+"""Read a Grid ``grid.yml`` config file into typed Run arguments (docs/concepts.md, "Config file").
 
 The file is checked strictly: every unknown key and every value of the wrong type is reported at once,
 named by its dotted path. Arguments given explicitly to ``Run`` win over the file, and the file wins over

@@ -1,7 +1,7 @@
 """Datastore names, references (``name``, ``name:version``) and file paths inside a datastore.
 
 Pure functions over the standard library so that the SDK, the CLI and the control plane apply the same
-rules. Names follow the run names' rule (DESIGN.md section 4): lowercase letters, digits and inner
+rules. Names follow the run names' rule (docs/concepts.md, "Names"): lowercase letters, digits and inner
 hyphens, at most 63 characters.
 """
 

@@ -253,6 +253,15 @@ def stop_local_server(home: Path | None = None, timeout: float = 30) -> bool:
         return True
 
 
+def running_local_credentials(home: Path | None = None) -> Credentials | None:
+    """The credentials of the local control plane if one runs and answers; never starts one."""
+    home = _home(home)
+    found = _read_server(home)
+    if found is None or not _is_server_process(found[1]) or not _healthy(found[0]):
+        return None
+    return _credentials(home, found[0])
+
+
 def local_server_status(home: Path | None = None) -> dict[str, Any] | None:
     """``{"url", "pid", "healthy", "home", "log"}`` of the running local control plane, or ``None``."""
     home = _home(home)

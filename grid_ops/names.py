@@ -1,7 +1,7 @@
 """Run and experiment names: generation, validation, and the ``<run>-exp<N>`` convention.
 
 Pure functions over the standard library so that the SDK, the CLI and the control plane apply the same
-rules (DESIGN.md section 4, "Names").
+rules (docs/concepts.md, "Names").
 """
 
 from __future__ import annotations

@@ -140,8 +140,14 @@ class RunActions(WireModel):
 
 
 class DatastoreMount(WireModel):
+    """``V1DatastoreMounts``: ``id`` is a version's id, ``name:version`` or ``name`` in a request; the stored
+    run answers the id of the version it was pinned to, with our additions ``name`` and ``version``."""
+
     id: str | None = None
     mount_path: str | None = None
+    # additions, set by the server
+    name: str | None = None
+    version: int | None = None
 
 
 class DependencyFileInfo(WireModel):
@@ -714,6 +720,32 @@ class ManifestEntry(WireModel):
     sha256: str
     size_bytes: int
     mode: int | None = None
+
+
+class RunnerDatastoreFile(WireModel):
+    """Our addition: one file of the version an experiment mounts, as its runner fetches it: ``url`` GETs
+    the bytes; ``localPath`` is the content's file where the control plane's machine stores it."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    mode: int
+    url: str
+    local_path: str | None = None
+
+
+class RunnerDatastore(WireModel):
+    """Our addition: ``GET /v1/runner/experiments/{id}/datastore``, the version the experiment mounts and a
+    page of its files (by path)."""
+
+    id: str
+    name: str
+    version: int
+    mount_path: str
+    file_count: int
+    size_bytes: int
+    files: list[RunnerDatastoreFile]
+    next_page_token: str | None = None
 
 
 class DatastoreManifestRequest(WireModel):

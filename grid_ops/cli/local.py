@@ -7,10 +7,17 @@ from pathlib import Path
 
 import click
 
+from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import CommandFailed
+from grid_ops.client import GridClient
 from grid_ops.credentials import Credentials, grid_ops_home
-from grid_ops.embedded import ensure_local_server, local_server_status, stop_local_server
+from grid_ops.embedded import (
+    ensure_local_server,
+    local_server_status,
+    running_local_credentials,
+    stop_local_server,
+)
 
 _HOME = click.option(
     "--home",
@@ -52,11 +59,39 @@ def start(as_env: bool, home: Path | None) -> None:
     click.echo('other clients: eval "$(grid-ops local start --env)"')
 
 
+def _active_experiments(home: Path) -> list[str]:
+    """Names of the local user's experiments that are running now (stopping would end them)."""
+    credentials = running_local_credentials(home)
+    if credentials is None:
+        return []
+    with GridClient.from_credentials(credentials) as client:
+        return [
+            exp.name
+            for cluster in client.list_clusters().clusters
+            for exp in client.iter_experiments(
+                phase_in=(schemas.ExperimentState.RUNNING, schemas.ExperimentState.IMAGE_BUILDING),
+                cluster_id=cluster.id,
+            )
+        ]
+
+
 @local.command()
 @_HOME
-def stop(home: Path | None) -> None:
-    """Stop the local control plane gracefully (running experiments are settled first)."""
+@click.option("--force", is_flag=True, help="Stop even though experiments are running (they are ended).")
+def stop(home: Path | None, force: bool) -> None:
+    """Stop the local control plane gracefully.
+
+    Running experiments get SIGTERM: those started with auto_resume pause and resume at the next start,
+    the others fail as interrupted. While any run, this refuses unless --force is given.
+    """
     home = home or grid_ops_home()
+    active = [] if force else _active_experiments(home)
+    if active:
+        shown = ", ".join(active[:5]) + (f" and {len(active) - 5} more" if len(active) > 5 else "")
+        raise CommandFailed(
+            f"{len(active)} experiment(s) are running ({shown}); stopping would end them (auto_resume ones "
+            "pause and resume at the next start). Wait for them, `grid-ops stop run NAME`, or pass --force"
+        )
     if stop_local_server(home):
         click.echo(f"stopped the local control plane of {home}")
     else:

@@ -1,13 +1,14 @@
 """Runs one experiment's command and looks after it until it ends.
 
-The supervisor is the experiment's process-group leader. It starts the command with its output on a
+The supervisor is the experiment's process-group leader. It makes the run's datastore version available
+(``runner/datastore.py``), starts the command with its output on a
 pipe, copies that output to the experiment's log file, reads metrics from it (``name=value`` lines) and
 from ``$GRID_METRICS_FILE`` (JSON lines), reports them to the control plane over HTTP, uploads the files
 left in ``$GRID_ARTIFACTS_DIR`` when the command ends (also after a failure), and writes the exit status
 to ``$GRID_OPS_EXIT_FILE`` so a control plane that restarted meanwhile still learns it.
 
 It is started as ``python -I -S <this folder>/__main__.py -- COMMAND...`` and imports nothing but the
-standard library (and ``grid_ops/metrics.py``, loaded by path), so it adds milliseconds, not the cost of
+standard library (and the modules of this tree it needs, loaded by path), so it adds milliseconds, not the cost of
 importing the package, to every experiment.
 """
 
@@ -157,8 +158,10 @@ class Supervisor:
             # The whole group gets the signal: let the command decide how to stop, and wait for it.
             signal.signal(sig, lambda _s, _f: None)
         self._scratch_link()
-        code = 0
-        for action in self._actions("GRID_ACTIONS_ON_EXPERIMENT_START"):
+        self._dependency_note()
+        code = self._datastore()
+        starts = self._actions("GRID_ACTIONS_ON_EXPERIMENT_START") if code == 0 else []
+        for action in starts:
             code = self._action("on_experiment_start", action)
             if code != 0:
                 break
@@ -185,23 +188,53 @@ class Supervisor:
             self.note(self.reason)
         return code
 
+    def _dependency_note(self) -> None:
+        """Dependency environments are not built yet: say so when the run names a file that exists."""
+        path = self.env.get("GRID_DEPENDENCY_FILE")
+        if path and os.path.isfile(path):
+            self.note(
+                f"the dependency file {path} is not installed by this control plane yet; the command runs "
+                f"with the environment of the control plane's Python ({os.path.dirname(sys.executable)})"
+            )
+
     def _scratch_link(self) -> None:
         """Make the scratch folder reachable at the run's ``mount_path`` where that can be done safely."""
         mount, scratch = self.env.get("GRID_SCRATCH_MOUNT"), self.env.get("GRID_SCRATCH_DIR")
-        if not mount or not scratch:
-            return
+        if mount and scratch:
+            self._link_at(mount, scratch, "scratch space", "GRID_SCRATCH_DIR")
+
+    def _datastore(self) -> int:
+        """Make the run's datastore version available read-only at ``$GRID_DATASTORE_DIR`` (and its mount
+        path); 0, or 1 with ``self.reason`` set when it cannot be."""
+        if not self.env.get("GRID_DATASTORE_ID"):
+            return 0
+        label = self.env.get("GRID_DATASTORE_NAME") or self.env["GRID_DATASTORE_ID"]
+        try:
+            folder = load_module_file("runner/datastore.py").make_available(self.env, self.note)
+        except Exception as exc:
+            self.reason = f"datastore {label} could not be made available: {exc}"
+            self.note(self.reason)
+            return 1
+        mount = self.env.get("GRID_DATASTORE_MOUNT")
+        if mount:
+            self._link_at(mount, folder, f"datastore {label}", "GRID_DATASTORE_DIR")
+        return 0
+
+    def _link_at(self, mount: str, target: str, what: str, variable: str) -> None:
+        """Link ``target`` at ``mount`` when it is relative to the working directory; an absolute mount path
+        is only noted: other experiments on this machine would share it."""
         if os.path.isabs(mount):
             self.note(
-                f"scratch space is at $GRID_SCRATCH_DIR ({scratch}); this executor does not link it at the "
+                f"{what} is at ${variable} ({target}); this executor does not link it at the "
                 f"absolute path {mount}, which other experiments on this machine would share"
             )
             return
         link = os.path.join(os.getcwd(), mount)
         if os.path.lexists(link):
-            self.note(f"scratch space is at $GRID_SCRATCH_DIR; {mount} already exists in the source, not linked")
+            self.note(f"{what} is at ${variable}; {mount} already exists in the source, not linked")
             return
         os.makedirs(os.path.dirname(link) or ".", exist_ok=True)
-        os.symlink(scratch, link)
+        os.symlink(target, link)
 
     def _run_process(self, argv: list[str]) -> int:
         pid, out = _spawn(argv)

@@ -265,6 +265,6 @@ def list_datastores(
 
     Deleted versions are left out. ``is_global`` is accepted for compatibility: a user only ever sees their
     own datastores."""
-    del is_global  # other users' datastores are never visible (DESIGN.md section 4, "Auth")
+    del is_global  # other users' datastores are never visible (users see only their own resources)
     api = client or get_client()
     return [Datastore._from_wire(d, api) for d in api.iter_datastores(cluster_id=cluster_id)]

@@ -24,7 +24,7 @@ def list_runs(
     statuses, e.g. ``["running", "pending"]``. Deleted runs are left out. ``is_global`` is accepted for
     compatibility: a user only ever sees their own runs.
     """
-    del is_global  # runs of other users are never visible (DESIGN.md section 4, "Auth")
+    del is_global  # runs of other users are never visible (users see only their own resources)
     api = client or get_client()
     phases = None if status is None else [run_phase(s) for s in status]
     found = api.iter_runs(

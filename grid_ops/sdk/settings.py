@@ -208,6 +208,11 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
         if out.url is not None:
             if not isinstance(out.url, str) or not out.url.strip():
                 raise ValidationError(f"url must be the URL of a git repository, got {out.url!r}")
+            if starting:
+                raise ValidationError(
+                    f"git sources (url={out.url!r}) are not supported yet: start the run from a local copy "
+                    "of the repository instead (path=..., or `grid-ops run --path DIR`)"
+                )
             return
         out.path = check_path(out.path if out.path is not None else Path.cwd())
 
@@ -238,8 +243,11 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
     def datastore() -> None:
         out.datastore = datastore_ref(out.datastore)
         mount = out.datastore_mount_dir
-        if mount is not None and (not isinstance(mount, str) or not mount.startswith("/")):
-            raise ValidationError(f"datastore_mount_dir must be an absolute path, got {mount!r}")
+        if mount is not None and (not isinstance(mount, str) or not mount or ".." in mount.split("/")):
+            raise ValidationError(
+                f"datastore_mount_dir must be a path without '..' (absolute, or relative to the working "
+                f"directory), got {mount!r}"
+            )
         if mount is not None and out.datastore is None:
             raise ValidationError("datastore_mount_dir is set but no datastore is; pass datastore= as well")
         if out.datastore is not None and mount is None:
@@ -423,7 +431,7 @@ def from_wire(run: schemas.Run) -> RunSettings:
         dockerfile=image.dockerfile or None,
         auto_resume=bool(spec.auto_resume),
         resources=Resources.from_wire(spec.instance_type, spec.use_spot, spec.resources),
-        datastore=mount.id if mount else None,
+        datastore=(f"{mount.name}:{mount.version}" if mount.name and mount.version else mount.id) if mount else None,
         datastore_mount_dir=mount.mount_path if mount else None,
         actions=Actions.from_wire(spec.actions),
         scratch=ScratchSpace.from_wire(spec.scratch),

@@ -36,7 +36,12 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
     out: dict[str, Executor] = {}
     for cluster in config.clusters.values():
         if cluster.executor == "local":
-            out[cluster.id] = LocalExecutor(scheduler.report, state_dir / "clusters" / cluster.id, cluster.capacity.gpu)
+            out[cluster.id] = LocalExecutor(
+                scheduler.report,
+                state_dir / "clusters" / cluster.id,
+                cluster.capacity.gpu,
+                datastore_cache=state_dir / "datastore-cache",
+            )
     return out
 
 

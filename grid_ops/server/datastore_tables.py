@@ -1,4 +1,5 @@
-"""The datastore tables: versions, their files (the manifest), stored content, uploads and events.
+"""The datastore tables: versions, their files (the manifest), stored content, uploads, events, and the
+versions runs mount.
 
 A version is a manifest (path -> sha256, size, mode) over content stored once per owner and cluster by its
 hash (``datastore_blobs``), so versions that share files share their bytes. Uploads in progress are rows
@@ -116,3 +117,14 @@ class DatastoreEventRow(Base):
     state: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RunDatastoreRow(Base):
+    """The version a run mounts (pinned at create-run), so that a version in use is never deleted."""
+
+    __tablename__ = "run_datastores"
+    __table_args__ = (Index("ix_run_datastores_datastore", "datastore_id"),)
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    datastore_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mount_path: Mapped[str] = mapped_column(Text)

@@ -1,7 +1,8 @@
 """Turns a create-run request into a validated run and its experiments, or a clear 4xx error.
 
-Everything is checked before anything is written, and the run with all its experiments is stored in
-one transaction, so a failed request changes no state.
+Everything is checked before anything is written (a datastore reference is pinned to the caller's
+version that succeeded), and the run with all its experiments is stored in one transaction, so a failed
+request changes no state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from grid_ops.schemas import (
     RunSpec,
     RunState,
 )
+from grid_ops.server import datastore_mounts
 from grid_ops.server.auth import Principal
 from grid_ops.server.config import ClusterConfig, InstanceTypeConfig, ServerConfig
 from grid_ops.server.db import utcnow
@@ -163,9 +165,7 @@ def prepare(
     _check_metrics_pattern(spec)
     if spec.max_parallel is not None and spec.max_parallel < 1:
         raise bad_request(f"spec.maxParallel must be at least 1, got {spec.max_parallel}")
-    if spec.datastores:
-        refs = ", ".join(repr(d.id) for d in spec.datastores)
-        raise bad_request(f"datastore {refs} not found: create it with 'grid-ops datastore create' first")
+    mounts = datastore_mounts.resolve(session, user, cluster_id, spec.datastores)
     if spec.source_code and not req.local_dir:
         raise bad_request(
             f"git sources (spec.sourceCode {spec.source_code!r}) are not fetched by this control plane yet; "
@@ -199,6 +199,7 @@ def prepare(
             "run_controller_command": command,
             "desired_state": None,
             "dry_run": bool(spec.dry_run),
+            "datastores": mounts,
         }
     )
     return Prepared(name, cluster, instance_type, bool(spec.use_spot), normalized, trials)
@@ -251,6 +252,7 @@ def store(session: Session, user: Principal, p: Prepared, description: str | Non
     )
     session.add(run)
     session.flush()
+    datastore_mounts.record(session, run.id, p.spec.datastores)
     phase = ExperimentState.PENDING.value if local_dir else ExperimentState.QUEUED.value
     price = p.instance_type.price(p.use_spot)
     it = p.instance_type

@@ -154,6 +154,12 @@ class Scheduler:
             self._cancel_pending = True
         self._wake.set()
 
+    def drop_datastore(self, cluster_id: str, datastore_id: str) -> None:
+        """A datastore version was deleted: its cluster's executor may forget its copy."""
+        executor = self.executors.get(cluster_id)
+        if executor is not None:
+            executor.drop_datastore(datastore_id)
+
     def source_path(self, run_id: str) -> Path:
         return self.sources_dir / f"{run_id}.tar.gz"
 
@@ -398,6 +404,15 @@ class Scheduler:
         ):
             if actions.get(key):
                 env[variable] = json.dumps(actions[key])
+        datastores = run.spec.get("datastores") or []
+        mount = datastores[0] if datastores else {}
+        if mount.get("id"):
+            env["GRID_DATASTORE_ID"] = mount["id"]
+            env["GRID_DATASTORE_MOUNT"] = mount.get("mountPath") or ""
+            env["GRID_DATASTORE_NAME"] = f"{mount.get('name', mount['id'])}:{mount.get('version', '?')}"
+        dependency = ((run.spec.get("image") or {}).get("dependencyFileInfo") or {}).get("path")
+        if dependency:
+            env["GRID_DEPENDENCY_FILE"] = dependency
         scratch = run.spec.get("scratch") or []
         if scratch and scratch[0].get("mountPath"):
             env["GRID_SCRATCH_MOUNT"] = scratch[0]["mountPath"]
@@ -422,4 +437,5 @@ class Scheduler:
             memory_mb=exp.memory_mb,
             source_tarball=source,
             relative_work_dir=run.spec.get("relativeWorkDir") or None,
+            datastore_id=mount.get("id") or None,
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from conftest import CLUSTER, ControlPlane, SdkResult, SdkRunner
 
 try:  # the metadata only: importing `grid` would write to the real $HOME
@@ -260,3 +261,78 @@ def test_list_clusters_and_get_instance_types_answer_our_cluster(cp: ControlPlan
     ]
     api = cp.ok("GET", f"/v1/core/clusters/{CLUSTER}/instance-types")["instanceTypes"]
     assert [t["name"] for t in api] == [t["name"] for t in got["instance_types"]]
+
+
+# --------------------------------------------------------------------------- 7. datastores
+
+
+@pytest.fixture(scope="module")
+def uploaded(
+    cp: ControlPlane, sdk: SdkRunner, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SdkResult, dict[str, bytes]]:
+    """`Datastore(name="compat-data", source=<a local directory>).upload()` with the original SDK."""
+    source = tmp_path_factory.mktemp("compat-data")
+    files = {
+        "hello.txt": b"hello from the original sdk\n",
+        "sub/notes.txt": b"nested notes\n",
+        "sub/blob.bin": bytes(range(256)) * 400,
+    }
+    for rel, data in files.items():
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(data)
+    return sdk("datastore-upload", "compat-data", str(source)), files
+
+
+def test_datastore_upload_of_a_local_directory_creates_version_1_with_its_files(
+    cp: ControlPlane, sdk: SdkRunner, uploaded: tuple[SdkResult, dict[str, bytes]]
+) -> None:
+    result, files = uploaded
+    got = result.result
+    assert (got["name"], got["version"], got["status"], got["cluster_id"]) == ("compat-data", 1, "available", CLUSTER)
+    ours = cp.ok("GET", f"/v1/core/{CLUSTER}/datastores/compat-data:1")
+    assert ours["id"] == got["id"]
+    assert ours["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
+    assert ours["spec"]["sizeBytes"] == sum(len(d) for d in files.values())
+    listed = cp.ok("GET", f"/v1/core/datastores/{got['id']}/files")["files"]
+    assert {f["filename"]: int(f["sizeBytes"]) for f in listed} == {k: len(v) for k, v in files.items()}
+    plain = requests.Session()
+    plain.trust_env = False  # signed URLs on 127.0.0.1: no proxy
+    for f in listed:
+        assert plain.get(f["url"], timeout=30).content == files[f["filename"]]
+    # and the SDK reads it back by name and version
+    assert sdk("datastore", "compat-data", "1").result["id"] == got["id"]
+
+
+def test_a_run_of_ours_mounts_the_datastore_the_original_sdk_uploaded(
+    cp: ControlPlane, uploaded: tuple[SdkResult, dict[str, bytes]]
+) -> None:
+    _, files = uploaded
+    command = "sh -c 'cat data/hello.txt \"$GRID_DATASTORE_DIR/sub/notes.txt\"'"
+    body = {
+        "name": "compat-mounts",
+        "spec": {
+            "runControllerCommand": command,
+            "instanceType": "cpu-1",
+            "datastores": [{"id": "compat-data", "mountPath": "data"}],
+        },
+    }
+    created = cp.ok("POST", f"/v1/core/{CLUSTER}/runs", json=body)
+    assert created["spec"]["datastores"][0]["version"] == 1
+    run = wait_run_done(cp, "compat-mounts")
+    assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED", run
+    log = cp.log("compat-mounts-exp0")
+    assert (files["hello.txt"] + files["sub/notes.txt"]).decode() in log, log
+
+
+def test_a_run_of_the_original_sdk_mounts_it_too(
+    cp: ControlPlane, sdk: SdkRunner, uploaded: tuple[SdkResult, dict[str, bytes]]
+) -> None:
+    result, files = uploaded
+    started = sdk("start-mounting", "compat-sdk-mounts", "cat data/sub/notes.txt", "cpu-1", "compat-data", "1", "data")
+    assert started.result["name"] == "compat-sdk-mounts", started
+    run = wait_run_done(cp, "compat-sdk-mounts")
+    assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED", run
+    assert run["spec"]["datastores"] == [
+        {"id": result.result["id"], "mountPath": "data", "name": "compat-data", "version": 1}
+    ]
+    assert files["sub/notes.txt"].decode() in cp.log("compat-sdk-mounts-exp0")

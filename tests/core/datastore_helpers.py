@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import time
 from pathlib import Path
@@ -132,3 +133,45 @@ def sha(data: bytes) -> str:
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
+
+
+# ---------------------------------------------------------------------- experiments that mount a version
+
+INSPECT = """\
+import hashlib, json, os, stat, sys
+root = os.environ["GRID_DATASTORE_DIR"]
+files = {}
+for folder, _dirs, names in os.walk(root):
+    for name in names:
+        path = os.path.join(folder, name)
+        st = os.stat(path)
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        files[os.path.relpath(path, root)] = [digest, stat.S_IMODE(st.st_mode), st.st_ino]
+folders = [stat.S_IMODE(os.stat(folder).st_mode) for folder, _d, _n in os.walk(root)]
+link = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 and os.path.exists(sys.argv[1]) else None
+print("DS " + json.dumps({"dir": root, "files": files, "folders": folders, "link": link}), flush=True)
+"""
+
+
+def inspect_project(root: Path) -> Path:
+    """A source folder with ``inspect_ds.py``, which prints what the experiment sees of its datastore."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "inspect_ds.py").write_text(INSPECT)
+    return root
+
+
+def seen(cp: ControlPlane, experiment: str, cluster: str = "local") -> tuple[dict[str, Any], str]:
+    """What ``inspect_ds.py`` printed in an experiment, and its whole log."""
+    log = cp.ok("GET", f"/v1/core/{cluster}/experiments/{experiment}/logs")["data"]
+    lines = [line for line in log.splitlines() if line.startswith("DS ")]
+    assert lines, f"{experiment} printed no DS line:\n{log}"
+    return json.loads(lines[-1][3:]), log
+
+
+def expected_view(root: Path) -> dict[str, tuple[str, int]]:
+    """A source tree as an experiment should see it mounted: path -> (sha256, read-only mode)."""
+    return {
+        p.relative_to(root).as_posix(): (sha(p.read_bytes()), 0o555 if p.stat().st_mode & 0o111 else 0o444)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -18,9 +18,7 @@ PY = "python3"
 SLEEP = f'{PY} -c "import sys, time; time.sleep(float(sys.argv[1]))"'
 
 
-def create(
-    cp: ControlPlane, name: str | None, command: str, cluster: str = "local", **spec: Any
-) -> requests.Response:
+def create(cp: ControlPlane, name: str | None, command: str, cluster: str = "local", **spec: Any) -> requests.Response:
     body: dict[str, Any] = {"spec": {"runControllerCommand": command, **spec}}
     if name:
         body["name"] = name
@@ -148,9 +146,7 @@ def test_cancel_sends_sigterm_then_sigkill_and_marks_experiments_cancelled(cp: C
     r = create(cp, "tocancel", f'{PY} -c "{script}" --mode "[0, 1]"', clusterId="big", cluster="big")
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 20
-    while not all(
-        "ready" in cp.ok("GET", f"/v1/core/big/experiments/tocancel-exp{i}/logs")["data"] for i in (0, 1)
-    ):
+    while not all("ready" in cp.ok("GET", f"/v1/core/big/experiments/tocancel-exp{i}/logs")["data"] for i in (0, 1)):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     t0 = time.monotonic()
@@ -183,9 +179,7 @@ def test_cancel_of_queued_experiments_is_immediate_and_experiment_cancel_works(c
 def test_delete_frees_the_name_and_hides_the_run(cp: ControlPlane) -> None:
     assert create(cp, "todelete", "true").status_code == 200
     cp.wait_run("todelete")
-    r = cp.call(
-        "POST", "/v1/core/local/runs", json={"name": "todelete", "spec": {"runControllerCommand": "true"}}
-    )
+    r = cp.call("POST", "/v1/core/local/runs", json={"name": "todelete", "spec": {"runControllerCommand": "true"}})
     assert r.status_code == 409 and "already exists" in r.json()["message"]
     assert cp.call("DELETE", "/v1/core/local/runs/todelete").status_code == 200
     assert cp.call("GET", "/v1/core/local/runs/todelete").status_code == 404
@@ -267,9 +261,7 @@ def test_cost_is_hourly_cost_times_running_time(cp: ControlPlane) -> None:
     assert create(cp, "cost", "sleep 1").status_code == 200
     run = cp.wait_run("cost")
     exp = cp.experiments("cost")[0]
-    hours = (
-        ts(exp["status"]["finishTimestamp"]) - ts(exp["status"]["startTimestamp"])
-    ).total_seconds() / 3600
+    hours = (ts(exp["status"]["finishTimestamp"]) - ts(exp["status"]["startTimestamp"])).total_seconds() / 3600
     assert exp["status"]["hourlyCost"] == 0.36
     assert exp["status"]["cost"] == pytest.approx(0.36 * hours, rel=1e-3)
     assert run["status"]["cost"] == pytest.approx(exp["status"]["cost"], rel=1e-6)
@@ -367,8 +359,12 @@ BAD_REQUESTS = [
     ),
     ("wrong json type", {"runControllerCommand": ["not", "a", "string"]}, 400, "runControllerCommand"),
     ("empty command", {"runControllerCommand": "  "}, 400, "runControllerCommand is empty"),
-    ("git source", {"runControllerCommand": "t", "sourceCode": "https://example.invalid/r.git"}, 400,
-     "upload the source instead"),
+    (
+        "git source",
+        {"runControllerCommand": "t", "sourceCode": "https://example.invalid/r.git"},
+        400,
+        "upload the source instead",
+    ),
 ]
 
 
@@ -394,9 +390,7 @@ def test_invalid_run_names_are_refused(cp: ControlPlane, name: str) -> None:
 def test_unknown_cluster_and_malformed_json_are_refused(cp: ControlPlane) -> None:
     r = cp.call("POST", "/v1/core/nope/runs", json={"spec": {"runControllerCommand": "true"}})
     assert r.status_code == 404 and "'nope'" in r.json()["message"]
-    r = cp.call(
-        "POST", "/v1/core/local/runs", data=b"{not json", headers={"content-type": "application/json"}
-    )
+    r = cp.call("POST", "/v1/core/local/runs", data=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == 400
 
 
@@ -408,9 +402,7 @@ def test_wrong_or_missing_credentials_are_401(cp: ControlPlane) -> None:
 
 
 def test_bearer_tokens_from_login_work_until_logout(cp: ControlPlane) -> None:
-    r = requests.post(
-        cp.url + "/v1/auth/login", json={"username": cp.user_id, "apiKey": cp.api_key}, timeout=5
-    )
+    r = requests.post(cp.url + "/v1/auth/login", json={"username": cp.user_id, "apiKey": cp.api_key}, timeout=5)
     token = r.json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     user = requests.get(cp.url + "/v1/auth/user", headers=headers, timeout=5).json()
@@ -471,3 +463,38 @@ def test_expired_tokens_are_refused_with_a_message(cp: ControlPlane) -> None:
         cp.url + "/v1/auth/login", json={"username": "local", "apiKey": cp.api_key, "duration": "forever"}, timeout=5
     )
     assert bad.status_code == 400 and "invalid duration" in bad.json()["message"]
+
+
+def test_a_python_script_runs_with_the_interpreter_and_launch_errors_reach_the_log(cp: ControlPlane) -> None:
+    r = create(cp, "pyscript", 'hello.py --n "[1, 2]"', localDir=True)
+    assert r.status_code == 200, r.text
+    ok = requests.put(r.json()["status"]["uploadUrl"], data=_tar({"hello.py": b"import sys; print('hi', sys.argv[2])"}))
+    assert ok.status_code == 200
+    assert cp.wait_run("pyscript")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    assert cp.ok("GET", "/v1/core/local/experiments/pyscript-exp1/logs")["data"] == "hi 2\n"
+    assert create(cp, "nocmd-log", "no-such-command-abc").status_code == 200
+    cp.wait_run("nocmd-log")
+    log = cp.ok("GET", "/v1/core/local/experiments/nocmd-log-exp0/logs")["data"]
+    assert "could not start: command not found: 'no-such-command-abc' is not on PATH" in log
+
+
+def test_an_ended_experiment_keeps_its_log_but_not_its_copy_of_the_source(cp: ControlPlane) -> None:
+    r = create(cp, "tidy", "hello.py", localDir=True)
+    assert requests.put(r.json()["status"]["uploadUrl"], data=_tar({"hello.py": b"print('x' * 10)"})).status_code == 200
+    cp.wait_run("tidy")
+    exp_id = cp.experiments("tidy")[0]["id"]
+    folder = next(cp.home.glob(f"server/clusters/local/experiments/{exp_id}"))
+    assert not (folder / "source").exists()
+    assert cp.ok("GET", "/v1/core/local/experiments/tidy-exp0/logs")["data"] == "xxxxxxxxxx\n"
+
+
+def test_a_dependency_file_of_the_source_is_reported_as_not_installed(cp: ControlPlane) -> None:
+    spec = {"image": {"dependencyFileInfo": {"path": "requirements.txt"}}}
+    r = create(cp, "deps-note", "hello.py", localDir=True, **spec)
+    assert r.status_code == 200, r.text
+    tar = _tar({"hello.py": b"print('ran')", "requirements.txt": b"tabulate\n"})
+    assert requests.put(r.json()["status"]["uploadUrl"], data=tar, timeout=10).status_code == 200
+    assert cp.wait_run("deps-note")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    log = cp.ok("GET", "/v1/core/local/experiments/deps-note-exp0/logs")["data"]
+    assert "the dependency file requirements.txt is not installed by this control plane yet" in log
+    assert log.endswith("ran\n")

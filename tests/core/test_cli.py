@@ -356,7 +356,19 @@ def test_local_start_env_starts_an_embedded_server_whose_exports_work_and_local_
         again = script("local", "start", "--env", env=env)  # reuses the running one
         assert again.stdout == started.stdout
 
-        stopped = script("local", "stop", env=env)
+        auth = (exports["GRID_USER_ID"], exports["GRID_API_KEY"])
+        body = {"name": "busy", "spec": {"runControllerCommand": 'python3 -c "import time; time.sleep(60)"'}}
+        assert requests.post(exports["GRID_URL"] + "/v1/core/local/runs", json=body, auth=auth, timeout=10).ok
+        deadline = time.monotonic() + 20
+        while requests.get(exports["GRID_URL"] + "/v1/core/local/runs/busy", auth=auth, timeout=10).json()[
+            "status"
+        ]["phase"] != "RUN_STATE_RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        refused = script("local", "stop", env=env)
+        assert refused.returncode == 1 and "1 experiment(s) are running (busy-exp0)" in refused.stderr
+        assert "--force" in refused.stderr
+        stopped = script("local", "stop", "--force", env=env)
         assert stopped.returncode == 0 and "stopped the local control plane" in stopped.stdout
         with pytest.raises(requests.ConnectionError):
             requests.get(exports["GRID_URL"] + "/healthz", timeout=5)

@@ -10,18 +10,21 @@ from typing import Any
 
 import pytest
 
-from grid_ops import Datastore
+from grid_ops import Datastore, Run
 from grid_ops.errors import GridError
 from tests.core.controlplane import ControlPlane, start_control_plane
 from tests.core.datastore_helpers import (
     Raw,
     client_of,
+    expected_view,
+    inspect_project,
     make_tree,
     md5,
     point_sdk_at,
     put,
     random_bytes,
     read_version,
+    seen,
     sha,
     tree_of,
     unique,
@@ -190,3 +193,51 @@ def test_an_interrupted_s3_upload_resumes_with_the_missing_parts(
     assert resumed >= 5 * MIB and again.last_upload.bytes_sent == 16 * MIB - resumed
     assert read_version(client_of(sdk, "s3"), f"{name}:1") == tree_of(src)
     assert os.listdir(tmp_path / "home" / "uploads") == []
+
+
+# --------------------------------------------------------------------------- mounting into experiments
+
+
+def test_twenty_experiments_on_s3_download_the_version_once(
+    sdk: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("s3mount")
+    src = source(tmp_path / "data", name, big=2 * MIB)
+    (src / "small" / "0.txt").chmod(0o755)
+    ds = Datastore(name=name, source=src)
+    ds.upload()
+    monkeypatch.chdir(inspect_project(tmp_path / "project"))
+    run = Run(run_command='python3 inspect_ds.py data --i "range(20)"', datastore=ds, datastore_mount_dir="data")
+    run.start()
+    assert run.wait(timeout=180) == "succeeded"
+    views, logs = zip(*(seen(sdk, f"{run.name}-exp{i}", "s3") for i in range(20)), strict=True)
+    fetched = [line for log in logs for line in log.splitlines() if "fetched into this node's cache" in line]
+    assert len(fetched) == 1 and sum(log.count("found in this node's cache") for log in logs) == 19
+    assert f"6 files, {ds.size} bytes (0 linked from the local store, 0 copied, 6 downloaded, {ds.size} bytes" in (
+        fetched[0]
+    )  # every byte once, for twenty experiments
+    cache = sdk.home / "server" / "datastore-cache" / (ds.id or "")
+    for view in views:
+        assert view["dir"] == str(cache) and view["link"] == str(cache)
+        assert {path: (digest, mode) for path, (digest, mode, _) in view["files"].items()} == expected_view(src)
+
+
+def test_an_experiment_whose_version_cannot_be_fetched_fails_saying_why(
+    sdk: ControlPlane, moto: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("s3lost")
+    src = make_tree(tmp_path / "data", {"kept.txt": f"{name} kept\n".encode(), "lost.txt": f"{name} lost\n".encode()})
+    ds = Datastore(name=name, source=src)
+    ds.upload()
+    lost = sha(f"{name} lost\n".encode())
+    moto.client().delete_object(Bucket=BUCKET, Key=f"{PREFIX}/blobs/{sdk.user_id}/{lost[:2]}/{lost}")
+    monkeypatch.chdir(inspect_project(tmp_path / "project"))
+    run = Run(run_command="python3 inspect_ds.py", datastore=ds)
+    run.start()
+    assert run.wait(timeout=60) == "failed"
+    (exp,) = sdk.experiments(run.name or "", cluster="s3")
+    says = f"datastore {name}:1 could not be made available: file 'lost.txt' could not be downloaded: HTTP 404"
+    assert exp["status"]["message"] == says
+    assert says in sdk.ok("GET", f"/v1/core/s3/experiments/{exp['name']}/logs")["data"]
+    cache = sdk.home / "server" / "datastore-cache"
+    assert not [entry for entry in os.listdir(cache) if ds.id in entry and not entry.endswith(".lock")]

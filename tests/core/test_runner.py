@@ -145,3 +145,4 @@ def test_scratch_is_an_empty_folder_linked_at_a_relative_mount_path(cp: ControlP
     _run(cp, "scratch-abs", "print('ok')", scratch=[{"mountPath": "/scratch", "sizeGb": 1}])
     log = cp.ok("GET", "/v1/core/local/experiments/scratch-abs-exp0/logs")["data"]
     assert "does not link it at the absolute path /scratch" in log
+

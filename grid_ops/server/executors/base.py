@@ -34,6 +34,8 @@ class LaunchSpec:
     memory_mb: int
     source_tarball: Path | None = None
     relative_work_dir: str | None = None
+    datastore_id: str | None = None
+    """The datastore version the experiment mounts (the runner fetches it into the node's cache)."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,3 +77,7 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, grace_seconds: float) -> list[str]:
         """Stop every experiment still running; return their ids."""
+
+    def drop_datastore(self, datastore_id: str) -> None:
+        """Forget the copy of a deleted datastore version kept for experiments, if the executor keeps one."""
+        return None

@@ -3,6 +3,8 @@
 The command runs under the runner's supervisor (``grid_ops/runner``), which writes its output to a log
 file and its exit code to a file next to it, so experiments keep running and logging if the control
 plane dies, and a control plane that restarts still learns how an experiment that outlived it ended.
+Datastore versions are kept once per machine in ``datastore-cache/<version id>/``, shared read-only by
+the experiments that mount them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from grid_ops.runner.datastore import drop as drop_cached_version
+from grid_ops.runner.datastore import version_dir
 from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
 from grid_ops.server.executors.spare import Spares
 from grid_ops.server.tarsafe import safe_extract
@@ -42,6 +46,14 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def with_interpreter(argv: tuple[str, ...], cwd: Path) -> list[str]:
+    """``train.py --lr 1`` runs as ``python train.py --lr 1``, as with the Grid CLI: a Python script of
+    the source needs no executable bit or shebang. Any other command runs as written."""
+    if argv and argv[0].endswith(".py") and (cwd / argv[0]).is_file() and not os.access(cwd / argv[0], os.X_OK):
+        return ["python", *argv]
+    return list(argv)
+
+
 def _proc_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (to tell a recycled pid from ours), or None if gone."""
     try:
@@ -57,10 +69,13 @@ def _proc_start_time(pid: int) -> str | None:
 class LocalExecutor(Executor):
     """Runs experiments as child process groups under ``state_dir/experiments/<id>/``."""
 
-    def __init__(self, on_exit: ExitCallback, state_dir: Path, gpus: int = 0) -> None:
+    def __init__(
+        self, on_exit: ExitCallback, state_dir: Path, gpus: int = 0, datastore_cache: Path | None = None
+    ) -> None:
         super().__init__(on_exit)
         self.root = state_dir / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.datastore_cache = datastore_cache or state_dir / "datastore-cache"
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._pgids: dict[str, int] = {}
@@ -100,7 +115,7 @@ class LocalExecutor(Executor):
                 raise LaunchError(f"relative working directory {spec.relative_work_dir!r} does not exist in the source")
         return cwd
 
-    def _check_command(self, argv: tuple[str, ...], cwd: Path, env: dict[str, str]) -> None:
+    def _check_command(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         if not argv:
             raise LaunchError("the command is empty")
         prog = argv[0]
@@ -126,7 +141,16 @@ class LocalExecutor(Executor):
         env["GRID_OPS_EXIT_FILE"] = str(self._exit_file(spec.experiment_id))
         env["GRID_OPS_LOG_FILE"] = str(self.log_path(spec.experiment_id))
         env.setdefault("GRID_METRICS_FILE", str(base / "metrics.jsonl"))
-        self._check_command(spec.argv, cwd, env)
+        if spec.datastore_id:  # the runner fetches the version into this node's cache (runner/datastore.py)
+            env["GRID_DATASTORE_CACHE"] = str(self.datastore_cache)
+            env["GRID_DATASTORE_DIR"] = version_dir(str(self.datastore_cache), spec.datastore_id)
+        argv = with_interpreter(spec.argv, cwd)
+        try:
+            self._check_command(argv, cwd, env)
+        except LaunchError as exc:  # the log says it too, so `grid-ops logs` is never silent about it
+            with open(self.log_path(spec.experiment_id), "a") as log:
+                log.write(f"[grid-ops] the experiment could not start: {exc}\n")
+            raise
         gpus: list[int] = []
         with self._lock:
             if spec.gpu:
@@ -135,7 +159,7 @@ class LocalExecutor(Executor):
                 gpus, self._free_gpus = self._free_gpus[: spec.gpu], self._free_gpus[spec.gpu :]
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
         try:
-            proc = self.spares.take(list(spec.argv), env, cwd, self.log_path(spec.experiment_id))
+            proc = self.spares.take(argv, env, cwd, self.log_path(spec.experiment_id))
         except LaunchError:
             self._release_gpus_list(gpus)
             raise
@@ -156,6 +180,8 @@ class LocalExecutor(Executor):
             self._free_gpus.sort()
 
     def _finish(self, experiment_id: str, code: int | None, message: str) -> None:
+        # The experiment's copy of the source is only needed while it runs (a resumed one gets a new copy).
+        shutil.rmtree(self.exp_dir(experiment_id) / "source", ignore_errors=True)
         with self._lock:
             self._procs.pop(experiment_id, None)
             self._pgids.pop(experiment_id, None)
@@ -249,6 +275,9 @@ class LocalExecutor(Executor):
                 return f.read(max(0, limit)), size
         except FileNotFoundError:
             return b"", 0
+
+    def drop_datastore(self, datastore_id: str) -> None:
+        drop_cached_version(str(self.datastore_cache), datastore_id)
 
     def running(self) -> list[str]:
         with self._lock:

@@ -31,6 +31,7 @@ from grid_ops.schemas import (
     MissingBlobsResponse,
 )
 from grid_ops.server import datastore_uploads as uploads
+from grid_ops.server.datastore_mounts import refuse_if_in_use
 from grid_ops.server.datastore_tables import DatastoreEventRow, DatastoreFileRow, DatastoreRow
 from grid_ops.server.datastores import (
     DOWNLOAD_URL_SECONDS,
@@ -109,13 +110,18 @@ async def get_datastore(cluster_id: str, ref: str, session: SessionDep, user: Us
 
 
 @router.delete("/{ref}", response_model=DeleteResponse)
-def delete(cluster_id: str, ref: str, request: Request, user: UserDep, background: BackgroundTasks) -> Response:
-    """Delete one version (``{id}`` or ``name:version``) and the content no other version of yours uses."""
+def delete(
+    cluster_id: str, ref: str, request: Request, state: StateDep, user: UserDep, background: BackgroundTasks
+) -> Response:
+    """Delete one version (``{id}`` or ``name:version``) and the content no other version of yours uses;
+    a version that a run's unfinished experiments mount is a 409 naming the run."""
     runtime = runtime_of(request)
     with runtime.sessions.begin() as session:
         row = find_datastore(session, user, ref, cluster_id, need_version=True)
+        refuse_if_in_use(session, row)
         cleanup = delete_datastore(session, runtime, row)
     background.add_task(cleanup.run)
+    background.add_task(state.scheduler.drop_datastore, row.cluster_id, row.id)
     return wire_response(DeleteResponse())
 
 

@@ -1,22 +1,25 @@
-"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points and
-uploads artifacts. Authenticated only by ``X-Grid-Runner-Token``, the experiment's own token
-(``$GRID_RUNNER_TOKEN``), which is valid for that experiment alone.
+"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points,
+uploads artifacts and lists the files of the datastore version it mounts. Authenticated only by
+``X-Grid-Runner-Token``, the experiment's own token (``$GRID_RUNNER_TOKEN``), valid for that experiment
+alone.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse
-from grid_ops.server import metric_store
+from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse, RunnerDatastore
+from grid_ops.server import datastore_mounts, metric_store
 from grid_ops.server.artifact_files import check_path, discard
 from grid_ops.server.artifacts import commit_upload, files_for, live_experiment
+from grid_ops.server.datastores import runtime_of
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
+from grid_ops.server.pagination import decode, page_size
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
@@ -62,3 +65,20 @@ async def upload_artifact(experiment_id: ExperimentId, path: str, request: Reque
     finally:
         discard(upload.temp)
     return wire_response(ArtifactUploadResponse(size=upload.size, md5_checksum=upload.md5))
+
+
+@router.get("/datastore", response_model=RunnerDatastore)
+def datastore_files(
+    experiment_id: ExperimentId,
+    request: Request,
+    state: StateDep,
+    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+) -> Response:
+    """The datastore version the experiment's run mounts, and a page of its files to fetch."""
+    base = str(request.base_url).rstrip("/")
+    with state.sessions() as session:
+        view = datastore_mounts.runner_view(
+            session, runtime_of(request), experiment_id, base, decode(page_token), page_size(page_size_)
+        )
+    return wire_response(view)

@@ -10,6 +10,8 @@ would for a user.
     python grid_sdk.py run NAME | cancel-run NAME | delete-run NAME
     python grid_sdk.py experiment NAME | cancel-experiment NAME | delete-experiment NAME
     python grid_sdk.py clusters
+    python grid_sdk.py datastore-upload NAME SOURCE | datastore NAME VERSION
+    python grid_sdk.py start-mounting NAME COMMAND INSTANCE_TYPE DATASTORE VERSION MOUNT_DIR
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import sys
 from typing import Any
 
-from grid.sdk import Experiment, Resources, Run, get_instance_types, list_clusters
+from grid.sdk import Datastore, Experiment, Resources, Run, get_instance_types, list_clusters
 
 
 def run_info(run: Run) -> dict[str, Any]:
@@ -46,6 +48,17 @@ def experiment_info(exp: Experiment) -> dict[str, Any]:
         "run_name": exp.run_name,
         "cluster_id": exp.cluster_id,
         "instance_type": exp.instance_type,
+    }
+
+
+def datastore_info(ds: Datastore) -> dict[str, Any]:
+    return {
+        "name": ds.name,
+        "id": ds.id,
+        "version": ds.version,
+        "status": ds.status,
+        "size": ds.size,
+        "cluster_id": ds.cluster_id,
     }
 
 
@@ -77,6 +90,26 @@ def main(argv: list[str]) -> Any:
         return experiment_info(exp)
     if op == "delete-experiment":
         return {"deleted": Experiment(args[0]).delete()}
+    if op == "datastore-upload":
+        ds = Datastore(name=args[0], source=args[1])
+        ds.upload()
+        return datastore_info(ds)
+    if op == "datastore":
+        # 0.8.81 finds an existing datastore by name only together with its version
+        return datastore_info(Datastore(name=args[0], version=int(args[1])))
+    if op == "start-mounting":
+        name, command, instance_type, ds_name, version, mount = args
+        datastore = Datastore(name=ds_name, version=int(version))
+        run = Run(
+            name=name,
+            run_command=command,
+            localdir=True,
+            resources=Resources(instance_type=instance_type),
+            datastore=datastore,
+            datastore_mount_dir=mount,
+        )
+        run.start()
+        return run_info(run)
     if op == "clusters":
         listed = list_clusters()
         types = get_instance_types("local")
@@ -96,4 +129,5 @@ def main(argv: list[str]) -> Any:
 
 
 if __name__ == "__main__":
-    print("RESULT " + json.dumps(main(sys.argv[1:])), flush=True)
+    answer = main(sys.argv[1:])
+    print("\nRESULT " + json.dumps(answer), flush=True)  # on a line of its own, after any progress display

@@ -1,0 +1,302 @@
+"""Datastore uploads: about 1 GiB in about 1,000 files of mixed sizes, generated under /tmp.
+
+(a) to S3 (a real ``moto_server`` on 127.0.0.1): our uploader against boto3's own ``upload_file`` (default
+    transfer settings, one call per file, the same files), alternating, several rounds;
+(b) to the local storage backend against a plain file copy of the same files into a folder on the same disk;
+(c) a second version with 1% of the files changed: the bytes sent, against the first upload's;
+(d) an upload killed (SIGKILL) about half way and resumed with ``grid-ops datastore resume``: every byte the
+    client put on the wire, counted by a TCP relay in front of the control plane and of S3.
+
+Each first upload is made by a fresh user, so that nothing is already stored (content is deduplicated per
+user). Prints medians and ratios; deletes its data.
+
+    .venvs/core/bin/python bench/datastore_upload.py [--rounds 3] [--gib 1.0] [--files 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import median
+
+from grid_ops.client import GridClient
+from grid_ops.upload.uploader import DatastoreUploader, UploadOptions
+from tests.core.controlplane import ControlPlane, add_user, start_control_plane
+from tests.core.s3server import CREDENTIALS, S3Server, start_moto
+
+MIB = 1024 * 1024
+BUCKET = "bench"
+GRID_OPS = Path(sys.executable).parent / "grid-ops"
+CONFIG = """
+clusters:
+  - id: local
+    executor: local
+    capacity: {{cpu: 2, gpu: 0, memory_mb: 4096}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.04}}
+  - id: s3
+    executor: local
+    capacity: {{cpu: 2, gpu: 0, memory_mb: 4096}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.04}}
+    storage: {{backend: s3, bucket: {bucket}, prefix: grid, endpoint_url: "{url}", region: us-east-1}}
+"""
+
+
+# ---------------------------------------------------------------------- data
+
+
+def sizes(total: int, count: int, rng: random.Random) -> list[int]:
+    """Mixed sizes adding up to about ``total``: mostly small files, some of a few MiB, a few large ones."""
+    small = [rng.randint(1024, 256 * 1024) for _ in range(count * 90 // 100)]
+    large_count = max(1, count // 100)
+    medium = [rng.randint(1 * MIB, 8 * MIB) for _ in range(count - len(small) - large_count)]
+    rest = max(large_count * MIB, total - sum(small) - sum(medium))
+    large = [rest // large_count] * large_count
+    out = small + medium + large
+    rng.shuffle(out)
+    return out
+
+
+def make_data(root: Path, total: int, count: int) -> list[Path]:
+    rng = random.Random(7)
+    files = []
+    for i, size in enumerate(sizes(total, count, rng)):
+        path = root / f"d{i % 10}" / f"file-{i:04d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+        files.append(path)
+    return files
+
+
+# ---------------------------------------------------------------------- a TCP relay that counts bytes
+
+
+class CountingRelay:
+    """Listens on 127.0.0.1 and relays every connection to ``target``, counting the bytes sent to it."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        buf = bytearray(1 << 20)
+        try:
+            while n := src.recv_into(buf):
+                dst.sendall(memoryview(buf)[:n])
+                if count:
+                    with self._lock:
+                        self.sent += n
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+# ---------------------------------------------------------------------- the contenders
+
+
+def fresh_client(cp: ControlPlane, cluster: str, tag: str, url: str | None = None) -> GridClient:
+    user, key = add_user(cp.home, f"bench-{tag}-{os.getpid()}-{time.monotonic_ns() % 10**9}")
+    return GridClient(url or cp.url, user, key, cluster_id=cluster)
+
+
+def ours(client: GridClient, home: Path, name: str, src: Path) -> tuple[float, Any]:
+    uploader = DatastoreUploader(client, home=home, options=UploadOptions())
+    t0 = time.perf_counter()
+    result = uploader.upload(name, str(src))
+    return time.perf_counter() - t0, result.stats
+
+
+def boto3_upload_file(moto: S3Server, files: list[Path], root: Path, prefix: str) -> float:
+    s3 = moto.client()
+    t0 = time.perf_counter()
+    for path in files:
+        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(root).as_posix()}")
+    return time.perf_counter() - t0
+
+
+def clear_prefix(moto: S3Server, prefix: str) -> None:
+    s3 = moto.client()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+
+
+def plain_copy(files: list[Path], root: Path, dest: Path) -> float:
+    t0 = time.perf_counter()
+    for path in files:
+        target = dest / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return time.perf_counter() - t0
+
+
+def delete_version(client: GridClient, name: str, version: int) -> None:
+    client.delete_datastore(f"{name}:{version}")
+
+
+# ---------------------------------------------------------------------- the scenarios
+
+
+def throughput(total: int, seconds: float) -> str:
+    return f"{seconds:.2f} s ({total / seconds / MIB:.0f} MiB/s)"
+
+
+def bench_s3(cp: ControlPlane, moto: S3Server, files: list[Path], src: Path, total: int, rounds: int, work: Path):
+    times: dict[str, list[float]] = {"ours": [], "boto3": []}
+    for r in range(rounds):
+        prefix = f"baseline-{r}"
+        times["boto3"].append(boto3_upload_file(moto, files, src, prefix))
+        clear_prefix(moto, prefix)
+        client = fresh_client(cp, "s3", f"s3-{r}")
+        seconds, stats = ours(client, work / f"home-s3-{r}", "bench", src)
+        assert stats.bytes_sent == total, stats
+        times["ours"].append(seconds)
+        print(f"  round {r + 1}: boto3 {times['boto3'][-1]:.2f} s, ours {seconds:.2f} s", flush=True)
+        if r < rounds - 1:
+            delete_version(client, "bench", 1)
+    o, b = median(times["ours"]), median(times["boto3"])
+    print(f"(a) S3: ours {throughput(total, o)}, boto3 upload_file {throughput(total, b)}: ratio {b / o:.3f} "
+          "(target >= 0.9)", flush=True)
+    return client  # its version 1 stays, for (c)
+
+
+def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, rounds: int, work: Path) -> None:
+    times: dict[str, list[float]] = {"ours": [], "copy": []}
+    for r in range(rounds):
+        dest = work / f"copy-{r}"
+        times["copy"].append(plain_copy(files, src, dest))
+        shutil.rmtree(dest)
+        client = fresh_client(cp, "local", f"local-{r}")
+        seconds, stats = ours(client, work / f"home-local-{r}", "bench", src)
+        assert stats.bytes_sent == total, stats
+        times["ours"].append(seconds)
+        print(f"  round {r + 1}: copy {times['copy'][-1]:.2f} s, ours {seconds:.2f} s", flush=True)
+        delete_version(client, "bench", 1)
+    o, c = median(times["ours"]), median(times["copy"])
+    print(f"(b) local: ours {throughput(total, o)}, plain copy {throughput(total, c)}: ratio {c / o:.3f} "
+          "(target >= 0.8)", flush=True)
+
+
+def bench_second_version(client: GridClient, files: list[Path], src: Path, total: int, work: Path) -> None:
+    rng = random.Random(11)
+    changed = rng.sample(files, max(1, len(files) // 100))
+    for path in changed:
+        data = bytearray(path.read_bytes())
+        data[: min(16, len(data))] = rng.randbytes(min(16, len(data)))
+        path.write_bytes(bytes(data))
+    changed_bytes = sum(p.stat().st_size for p in changed)
+    _, stats = ours(client, work / "home-v2", "bench", src)
+    print(
+        f"(c) second version, {len(changed)} of {len(files)} files changed ({changed_bytes / MIB:.1f} MiB): "
+        f"{stats.bytes_sent / MIB:.1f} MiB sent = {stats.bytes_sent / total:.2%} of the first upload "
+        f"(target <= 2%), {stats.files_already_stored} files already stored",
+        flush=True,
+    )
+
+
+def bench_resume(moto: S3Server, src: Path, total: int, work: Path) -> None:
+    s3_relay = CountingRelay(("127.0.0.1", int(moto.url.rsplit(":", 1)[1])))
+    # a second control plane whose S3 endpoint is the relay, reached through a relay too: every byte counts
+    home = work / "resume-cp"
+    with_relay = start_control_plane(home, CONFIG.format(bucket=BUCKET, url=f"http://127.0.0.1:{s3_relay.port}"))
+    cp_relay = CountingRelay(("127.0.0.1", int(with_relay.url.rsplit(":", 1)[1])))
+    try:
+        user, key = add_user(with_relay.home, "bench-resume")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+        env.update(
+            GRID_URL=f"http://127.0.0.1:{cp_relay.port}", GRID_USER_ID=user, GRID_API_KEY=key,
+            GRID_OPS_HOME=str(work / "home-resume"), GRID_CLUSTER_ID="s3",
+        )
+        proc = subprocess.Popen([str(GRID_OPS), "datastore", "create", str(src), "--name", "resumed"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while s3_relay.sent < total // 2:
+            if proc.poll() is not None:
+                raise RuntimeError("the upload ended before half way")
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        at_kill = s3_relay.sent + cp_relay.sent
+        out = subprocess.run([str(GRID_OPS), "-o", "json", "datastore", "resume"], env=env, capture_output=True,
+                             text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        sent = s3_relay.sent + cp_relay.sent
+        print(
+            f"(d) killed at {at_kill / total:.0%} of the data, resumed: {sent / MIB:.0f} MiB sent in all "
+            f"(parts, API calls and headers) = {sent / total:.3f} x the data (target <= 1.1)",
+            flush=True,
+        )
+    finally:
+        with_relay.stop()
+        s3_relay.close()
+        cp_relay.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--files", type=int, default=1000)
+    args = ap.parse_args()
+    for key, value in CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    work = Path(tempfile.mkdtemp(prefix="grid-bench-ds-", dir="/tmp"))
+    moto = cp = None
+    try:
+        src = work / "data"
+        t0 = time.perf_counter()
+        files = make_data(src, int(args.gib * 1024 * MIB), args.files)
+        total = sum(p.stat().st_size for p in files)
+        print(f"data: {len(files)} files, {total / MIB:.0f} MiB (made in {time.perf_counter() - t0:.1f} s)", flush=True)
+        moto = start_moto(work / "moto.log")
+        moto.client().create_bucket(Bucket=BUCKET)
+        cp = start_control_plane(work / "cp", CONFIG.format(bucket=BUCKET, url=moto.url))
+        client = bench_s3(cp, moto, files, src, total, args.rounds, work)
+        bench_local(cp, files, src, total, args.rounds, work)
+        bench_second_version(client, files, src, total, work)
+        bench_resume(moto, src, total, work)
+    finally:
+        if cp is not None:
+            cp.stop()
+        if moto is not None:
+            moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

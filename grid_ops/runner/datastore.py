@@ -1,0 +1,313 @@
+"""Makes the datastore version an experiment mounts available, read-only (standard library only).
+
+A node keeps one copy of each version its experiments used, at ``$GRID_DATASTORE_CACHE/<version id>/``.
+The first experiment that needs a version lists its files from the control plane, hard-links each one
+from the control plane's local storage where it can (else copies it, else downloads it by its URL and
+checks its SHA-256), makes everything read-only, and renames the finished folder into place. A lock per
+version makes concurrent experiments wait for that one build instead of fetching the data again, and the
+rename means a half-built copy is never used. Versions never change, so a copy stays good while the
+version exists; the executor drops it when the version is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+_CHUNK = 1024 * 1024
+_THREADS = 8
+_PAGE = 1000
+_ATTEMPTS = 4
+_LIST_SECONDS = 60.0
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class DatastoreError(Exception):
+    """The version could not be made available; the message says why."""
+
+
+@dataclass
+class BuildStats:
+    """What building one version's copy took."""
+
+    files: int = 0
+    size: int = 0
+    linked: int = 0
+    copied: int = 0
+    downloaded: int = 0
+    bytes_downloaded: int = 0
+    seconds: float = 0.0
+
+
+def version_dir(cache: str, version_id: str) -> str:
+    """Where a version's read-only copy lives in the node's cache."""
+    return os.path.join(cache, version_id)
+
+
+def _open(url: str, timeout: float, headers: dict[str, str] | None = None) -> Any:
+    """GET ``url``; never through a proxy for this machine's own addresses."""
+    request = urllib.request.Request(url, headers=headers or {})
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host in _LOOPBACK:
+        return _NO_PROXY.open(request, timeout=timeout)
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+# ---------------------------------------------------------------------- the listing
+
+
+def list_version(env: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The version the experiment mounts and all its files, from the control plane's runner endpoint
+    (retrying for a minute while the control plane is unreachable, e.g. restarting)."""
+    url, token, exp = env.get("GRID_RUNNER_URL"), env.get("GRID_RUNNER_TOKEN"), env.get("GRID_EXPERIMENT_ID")
+    if not url or not token or not exp:
+        raise DatastoreError("the control plane cannot be reached: GRID_RUNNER_URL or GRID_RUNNER_TOKEN is unset")
+    base = f"{url.rstrip('/')}/v1/runner/experiments/{exp}/datastore?pageSize={_PAGE}"
+    files: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    page_token = None
+    while True:
+        page = _get_json(base + (f"&pageToken={urllib.parse.quote(page_token)}" if page_token else ""), token)
+        info = page
+        files.extend(page.get("files") or [])
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            return info, files
+
+
+def _get_json(url: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + _LIST_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            with _open(url, 30, {"X-Grid-Runner-Token": token}) as answer:
+                data: dict[str, Any] = json.loads(answer.read())
+                return data
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = json.loads(detail).get("message") or detail
+            if 400 <= exc.code < 500:
+                raise DatastoreError(f"the control plane refused the file list ({exc.code}): {detail}") from None
+            reason = f"HTTP {exc.code}: {detail[:300]}"
+        except (OSError, ValueError) as exc:
+            reason = str(getattr(exc, "reason", exc))
+        if time.monotonic() > deadline:
+            raise DatastoreError(f"the file list could not be read from the control plane: {reason}")
+        time.sleep(delay)
+        delay = min(5.0, delay * 2)
+
+
+# ---------------------------------------------------------------------- the cache
+
+
+@contextlib.contextmanager
+def _locked(cache: str, version_id: str) -> Iterator[None]:
+    """Hold the version's lock (released by the kernel if this process dies)."""
+    fd = os.open(os.path.join(cache, f".{version_id}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove(path: str) -> None:
+    """Delete a (read-only) copy: give its folders their write bit back, then remove everything."""
+    if not os.path.lexists(path):
+        return
+    for root, dirs, _files in os.walk(path):
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o755)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def ensure(cache: str, version_id: str, list_files: Callable[[], list[dict[str, Any]]]) -> BuildStats | None:
+    """Make sure the node's cache holds the version: ``None`` if it did, else what building it took.
+
+    ``list_files`` is called only when the copy has to be built."""
+    final = version_dir(cache, version_id)
+    if os.path.isdir(final):
+        return None
+    os.makedirs(cache, exist_ok=True)
+    with _locked(cache, version_id):
+        if os.path.isdir(final):  # another experiment built it while this one waited
+            return None
+        prefix = f".building-{version_id}-"
+        for name in os.listdir(cache):  # left by a builder that died: nobody else builds while we hold the lock
+            if name.startswith(prefix):
+                _remove(os.path.join(cache, name))
+        started = time.monotonic()
+        tmp = os.path.join(cache, f"{prefix}{os.getpid()}")
+        os.mkdir(tmp)
+        try:
+            stats = _build(tmp, list_files())
+            _seal(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not os.path.isdir(final):
+                    raise
+                _remove(tmp)  # built meanwhile by a process holding an older lock file: use theirs
+                return None
+        except BaseException:
+            _remove(tmp)
+            raise
+        stats.seconds = time.monotonic() - started
+        return stats
+
+
+def drop(cache: str, version_id: str) -> None:
+    """Remove the node's copy of a version (it was deleted)."""
+    if not os.path.isdir(cache):
+        return
+    with _locked(cache, version_id):
+        final = version_dir(cache, version_id)
+        if os.path.isdir(final):
+            doomed = os.path.join(cache, f".dropping-{version_id}-{os.getpid()}")
+            os.rename(final, doomed)
+            _remove(doomed)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(cache, f".{version_id}.lock"))
+
+
+def _safe_path(path: str) -> str:
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise DatastoreError(f"the control plane listed an invalid file path {path!r}")
+    return os.path.join(*parts)
+
+
+def _read_only(mode: int) -> int:
+    return 0o555 if mode & 0o111 else 0o444
+
+
+def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
+    stats = BuildStats(files=len(files), size=sum(int(f["sizeBytes"]) for f in files))
+    downloads: list[tuple[dict[str, Any], str, int]] = []
+    for f in files:
+        dest = os.path.join(root, _safe_path(str(f["path"])))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        mode = _read_only(int(f.get("mode") or 0o644))
+        local = f.get("localPath")
+        if local and _link(local, dest, mode, int(f["sizeBytes"])):
+            stats.linked += 1
+        elif local and _copy(local, dest, mode, int(f["sizeBytes"])):
+            stats.copied += 1
+        else:
+            downloads.append((f, dest, mode))
+    if downloads:
+        with ThreadPoolExecutor(max_workers=min(_THREADS, len(downloads))) as pool:
+            for sent in pool.map(lambda job: _download(*job), downloads):
+                stats.downloaded += 1
+                stats.bytes_downloaded += sent
+    return stats
+
+
+def _link(source: str, dest: str, mode: int, size: int) -> bool:
+    """Hard-link the stored content (content files never change in place). Its mode is shared with every
+    other link, so a file already made read-only with another mode is copied instead."""
+    try:
+        st = os.stat(source)
+        current = stat.S_IMODE(st.st_mode)
+        if st.st_size != size or (current & 0o222 == 0 and current != mode):
+            return False
+        os.link(source, dest)
+        if current != mode:
+            os.chmod(dest, mode)
+        return True
+    except OSError:  # another file system, or the content is not readable here
+        return False
+
+
+def _copy(source: str, dest: str, mode: int, size: int) -> bool:
+    try:
+        shutil.copyfile(source, dest)
+        if os.path.getsize(dest) != size:
+            os.unlink(dest)
+            return False
+        os.chmod(dest, mode)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(dest)
+        return False
+
+
+def _download(f: dict[str, Any], dest: str, mode: int) -> int:
+    """GET one file into ``dest``, checking its size and SHA-256; returns the bytes received."""
+    url, want, size = str(f["url"]), str(f["sha256"]), int(f["sizeBytes"])
+    received = 0
+    reason = ""
+    for attempt in range(_ATTEMPTS):
+        if attempt:
+            time.sleep(0.5 * 2**attempt)
+        digest = hashlib.sha256()
+        got = 0
+        try:
+            with _open(url, 60) as answer, open(dest, "wb") as out:
+                while chunk := answer.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    got += len(chunk)
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code}"
+            received += got
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                break
+            continue
+        except OSError as exc:
+            received += got
+            reason = str(getattr(exc, "reason", exc))
+            continue
+        received += got
+        if got == size and digest.hexdigest() == want:
+            os.chmod(dest, mode)
+            return received
+        reason = f"received {got} bytes with sha256 {digest.hexdigest()}, expected {size} bytes with sha256 {want}"
+    raise DatastoreError(f"file {f['path']!r} could not be downloaded: {reason}")
+
+
+def _seal(root: str) -> None:
+    """Make every folder of the copy read-only (the files are already)."""
+    for folder, _dirs, _files in os.walk(root, topdown=False):
+        os.chmod(folder, 0o555)
+
+
+# ---------------------------------------------------------------------- the supervisor's entry point
+
+
+def make_available(env: dict[str, str], note: Callable[[str], None]) -> str:
+    """Fetch (or find) the version ``$GRID_DATASTORE_ID`` in ``$GRID_DATASTORE_CACHE``, say so in the log,
+    and return its folder, which is ``$GRID_DATASTORE_DIR``."""
+    version_id, cache = env.get("GRID_DATASTORE_ID"), env.get("GRID_DATASTORE_CACHE")
+    label = env.get("GRID_DATASTORE_NAME") or version_id
+    if not version_id or not cache:
+        raise DatastoreError("GRID_DATASTORE_ID or GRID_DATASTORE_CACHE is unset")
+    stats = ensure(cache, version_id, lambda: list_version(env)[1])
+    if stats is None:
+        note(f"datastore {label} found in this node's cache")
+    else:
+        note(
+            f"datastore {label} fetched into this node's cache: {stats.files} files, {stats.size} bytes "
+            f"({stats.linked} linked from the local store, {stats.copied} copied, {stats.downloaded} downloaded, "
+            f"{stats.bytes_downloaded} bytes downloaded) in {stats.seconds:.2f} s"
+        )
+    return version_dir(cache, version_id)
