@@ -10,7 +10,7 @@
 Each first upload is made by a fresh user, so that nothing is already stored (content is deduplicated per
 user). Prints medians and ratios; deletes its data.
 
-    .venvs/core/bin/python bench/datastore_upload.py [--rounds 3] [--gib 1.0] [--files 1000]
+    .venvs/core/bin/python bench/datastore_upload.py [--rounds 3] [--gib 1.0] [--files 1000] [--only abcd]
 """
 
 from __future__ import annotations
@@ -272,6 +272,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--gib", type=float, default=1.0)
     ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--only", default="abcd", help="which of the scenarios a, b, c (needs a), d to run")
     args = ap.parse_args()
     for key, value in CREDENTIALS.items():
         os.environ.setdefault(key, value)
@@ -286,10 +287,14 @@ def main() -> None:
         moto = start_moto(work / "moto.log")
         moto.client().create_bucket(Bucket=BUCKET)
         cp = start_control_plane(work / "cp", CONFIG.format(bucket=BUCKET, url=moto.url))
-        client = bench_s3(cp, moto, files, src, total, args.rounds, work)
-        bench_local(cp, files, src, total, args.rounds, work)
-        bench_second_version(client, files, src, total, work)
-        bench_resume(moto, src, total, work)
+        if "a" in args.only:
+            client = bench_s3(cp, moto, files, src, total, args.rounds, work)
+            if "c" in args.only:
+                bench_second_version(client, files, src, total, work)
+        if "b" in args.only:
+            bench_local(cp, files, src, total, args.rounds, work)
+        if "d" in args.only:
+            bench_resume(moto, src, total, work)
     finally:
         if cp is not None:
             cp.stop()

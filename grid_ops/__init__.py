@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from grid_ops.version import __version__
-
 if TYPE_CHECKING:
     from grid_ops import errors
     from grid_ops.sdk import (
@@ -26,6 +24,7 @@ if TYPE_CHECKING:
         list_runs,
         login,
     )
+    from grid_ops.version import __version__
 
 
 _SDK_NAMES = frozenset({"Run", "Experiment", "Resources", "Actions", "ScratchSpace", "api", "login", "list_runs"})
@@ -51,6 +50,8 @@ def __getattr__(name: str) -> Any:
     """Import an SDK name on first access (PEP 562)."""
     if name == "errors":
         return importlib.import_module("grid_ops.errors")
+    if name == "__version__":  # read from the package metadata on first use (see grid_ops.version)
+        return importlib.import_module("grid_ops.version").package_version()
     if name in _SDK_NAMES:
         value = getattr(importlib.import_module("grid_ops.sdk"), name)
         globals()[name] = value

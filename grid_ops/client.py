@@ -230,9 +230,9 @@ class GridClient:
             decoded = answer.text
         error = from_response(answer.status_code, decoded)
         if isinstance(error, AuthenticationError) and answer.status_code == 401 and self.user_id:
-            error.message += (
-                f" (user {self.user_id!r} at {self.url}; set GRID_USER_ID and GRID_API_KEY, or run `grid-ops login`)"
-            )
+            # the server's message may already say which variables to check: then only add who and where
+            hint = "or " if "GRID_API_KEY" in error.message else "set GRID_USER_ID and GRID_API_KEY, or "
+            error.message += f" (user {self.user_id!r} at {self.url}; {hint}run `grid-ops login`)"
         return error
 
     def _parse(self, answer: requests.Response, model: type[ModelT]) -> ModelT:

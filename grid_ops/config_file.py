@@ -265,17 +265,34 @@ def parse_config(data: object, source: str = "config file") -> RunConfig:
     return RunConfig(strategy_options=options, actions=actions, **found)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (line and column, from 1) and what, without PyYAML's excerpt of the
+    source and its ``in "<unicode string>"``."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+
+    def at(mark: yaml.Mark | None) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+    text = f"{at(exc.problem_mark)}: {exc.problem}" if exc.problem_mark else str(exc.problem or "invalid YAML")
+    if exc.context:
+        started = f" that starts at {at(exc.context_mark)}" if exc.context_mark else ""
+        text += f" ({exc.context}{started})"
+    return text
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and check the config file at ``path``; errors name the file and what to change."""
     file = Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError(f"config file {str(file)!r} does not exist; check config_file=") from None
+        where = "" if file.is_absolute() else f" (relative paths start from the current directory {str(Path.cwd())!r})"
+        raise ValidationError(f"config file {str(file)!r} does not exist{where}") from None
     except OSError as exc:
         raise ValidationError(f"cannot read config file {str(file)!r}: {exc}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationError(f"config file {str(file)!r} is not valid YAML: {exc}") from exc
+        raise ValidationError(f"config file {str(file)!r} is not valid YAML: {_yaml_problem(exc)}") from exc
     return replace(parse_config(data, source=f"config file {str(file)!r}"), path=file.absolute())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,15 +14,19 @@ from grid_ops.cli.errors import EXIT_FAILED, grid_error_message, show_error
 from grid_ops.cli.session import cluster_option, get_client
 from grid_ops.errors import GridError, NotFoundError, ValidationError
 from grid_ops.names import split_experiment_name
-from grid_ops.sdk.experiment import Experiment
-from grid_ops.sdk.results import Artifact, artifact_filter
-from grid_ops.sdk.run import Run
+
+if TYPE_CHECKING:  # the SDK loads pydantic and requests: imported when the command runs, not for --help
+    from grid_ops.sdk.experiment import Experiment
+    from grid_ops.sdk.results import Artifact
 
 HEADERS = ("EXPERIMENT", "ARTIFACT", "SIZE", "MODIFIED")
 
 
 def experiments_of(name: str) -> list[Experiment]:
     """The experiment ``name``, or the experiments of the run ``name`` (404 when it is neither)."""
+    from grid_ops.sdk.experiment import Experiment
+    from grid_ops.sdk.run import Run
+
     client = get_client()
     if split_experiment_name(name) is not None:
         try:
@@ -58,23 +63,26 @@ def _as_json(artifact: Artifact) -> dict[str, object]:
     }
 
 
-def _for_each_experiment(names: tuple[str, ...], act: Callable[[Experiment], None]) -> bool:
-    """``act`` on every experiment NAMES stand for; errors are printed; False if any occurred."""
-    ok = True
+def _for_each_experiment(names: tuple[str, ...], act: Callable[[Experiment], None]) -> tuple[bool, bool]:
+    """``act`` on every experiment NAMES stand for; errors are printed. ``(ok, any_done)``: whether no
+    error occurred, and whether any name was handled without one."""
+    failed = 0
     for name in names:
         try:
             for experiment in experiments_of(name):
                 act(experiment)
         except GridError as exc:
             show_error(grid_error_message(exc))
-            ok = False
-    return ok
+            failed += 1
+    return failed == 0, failed < len(names)
 
 
 def list_artifacts(names: tuple[str, ...], wanted: Callable[[str], bool]) -> bool:
     """Print the matching artifacts of NAMES as a table (or JSON)."""
     found: list[Artifact] = []
-    ok = _for_each_experiment(names, lambda e: found.extend(a for a in e.artifacts if wanted(a.filename)))
+    ok, any_done = _for_each_experiment(names, lambda e: found.extend(a for a in e.artifacts if wanted(a.filename)))
+    if not any_done:
+        return ok  # every name failed and its error said so: no "no artifacts" (or empty JSON list) after it
     if output.wants_json():
         output.print_json([_as_json(a) for a in found])
     else:
@@ -86,9 +94,11 @@ def list_artifacts(names: tuple[str, ...], wanted: Callable[[str], bool]) -> boo
 def download_artifacts(names: tuple[str, ...], root: Path, pattern: str | None) -> bool:
     """Download the matching artifacts of NAMES to ``root/<run>/<experiment>/<path>``."""
     written: list[Path] = []
-    ok = _for_each_experiment(
+    ok, any_done = _for_each_experiment(
         names, lambda e: written.extend(e.download_artifacts(root / e.run_name / e.name, pattern))
     )
+    if not any_done:
+        return ok
     if output.wants_json():
         output.print_json([str(p) for p in written])
     else:
@@ -114,6 +124,8 @@ def download_artifacts(names: tuple[str, ...], root: Path, pattern: str | None) 
 @output.output_option
 def artifacts(names: tuple[str, ...], download_dir: Path | None, match_regex: str | None) -> None:
     """List the artifacts of NAMES (runs or experiments), or download them with --download_dir."""
+    from grid_ops.sdk.results import artifact_filter
+
     try:
         wanted = artifact_filter(match_regex)
     except ValidationError as exc:

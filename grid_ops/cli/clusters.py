@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
+
+if TYPE_CHECKING:
+    from grid_ops import schemas
 
 
 def _enum_text(value: object, prefix: str) -> str | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import EXIT_FAILED, grid_error_message, show_error
 from grid_ops.cli.session import cluster_option, get_client
 from grid_ops.cli.status import experiments_done
 from grid_ops.errors import GridError
-from grid_ops.sdk.states import experiment_status
+
+if TYPE_CHECKING:
+    from grid_ops import schemas
 
 KINDS = ("run", "experiment")
 _KIND = click.Choice(KINDS)
@@ -48,6 +50,9 @@ def stop_run(name: str) -> schemas.Run:
 
 def stop_experiment(name: str) -> schemas.Experiment:
     """Cancel experiment ``name`` (nothing happens to an experiment that already ended)."""
+    from grid_ops import schemas
+    from grid_ops.sdk.states import experiment_status
+
     experiment = get_client().cancel_experiment(name)
     if not output.wants_json():
         phase = experiment.status.phase

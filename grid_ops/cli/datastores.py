@@ -7,16 +7,18 @@ datastore; an interrupted upload resumes with ``resume`` (or by running the same
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.progress import CliProgress, human_bytes
 from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
 from grid_ops.errors import NotFoundError
-from grid_ops.sdk.datastore import Datastore, datastore_status
-from grid_ops.upload.uploader import DatastoreUploader, UploadResult, UploadStats
+
+if TYPE_CHECKING:  # the SDK and the uploader load pydantic and requests: imported by the commands that run
+    from grid_ops import schemas
+    from grid_ops.upload.uploader import UploadResult, UploadStats
 
 RESUME_HINT = "the upload was interrupted; run 'grid-ops datastore resume' to send the rest"
 
@@ -57,6 +59,8 @@ def datastore() -> None:
 @output.output_option
 def create(source: str, name: str | None, compression: bool) -> None:
     """Upload SOURCE (a directory, a file, an http(s) URL or s3://bucket/prefix/) as a new version."""
+    from grid_ops.sdk.datastore import Datastore
+
     client = get_client()
     ds = Datastore(name=name, source=source, compression=compression, cluster_id=chosen_cluster(), client=client)
     progress = CliProgress(ds.name)
@@ -76,6 +80,8 @@ def create(source: str, name: str | None, compression: bool) -> None:
 @output.output_option
 def list_command() -> None:
     """List your datastores, one row per version."""
+    from grid_ops.sdk.datastore import datastore_status
+
     found = get_client().list_datastores(cluster_id=chosen_cluster())
     if output.wants_json():
         output.print_json(found)
@@ -104,6 +110,8 @@ def list_command() -> None:
 @output.output_option
 def delete(name: str, version: int) -> None:
     """Delete one version of a datastore (and any saved progress of its upload)."""
+    from grid_ops.upload.uploader import DatastoreUploader
+
     client = get_client()
     found = client.get_datastore(f"{name}:{version}", cluster_id=chosen_cluster())
     client.delete_datastore(found.id, cluster_id=found.spec.cluster_id)
@@ -119,6 +127,8 @@ def delete(name: str, version: int) -> None:
 @output.output_option
 def resume(name: str | None) -> None:
     """Finish interrupted uploads, sending only the parts that are missing."""
+    from grid_ops.upload.uploader import DatastoreUploader
+
     client = get_client()
     pending = [s for s in DatastoreUploader(client).pending() if name is None or s.name == name]
     if not pending:

@@ -33,7 +33,11 @@ def one_line(text: str) -> str:
 def grid_error_message(exc: GridError) -> str:
     """The message of a grid-ops error with those of its details it does not already say, on one line."""
     extra = [d for d in exc.details if d not in exc.message]
-    return one_line("; ".join([exc.message, *extra]))
+    if not extra:
+        return one_line(exc.message)
+    message = exc.message.rstrip()
+    # "2 problems:" introduces the list: no "; " right after its colon
+    return one_line(message + (" " if message.endswith(":") else "; ") + "; ".join(extra))
 
 
 def exit_code_of(exc: GridError) -> int:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import CommandFailed
-from grid_ops.client import GridClient
-from grid_ops.credentials import Credentials, grid_ops_home
-from grid_ops.embedded import (
-    ensure_local_server,
-    local_server_status,
-    running_local_credentials,
-    stop_local_server,
-)
+from grid_ops.credentials import grid_ops_home
+
+if TYPE_CHECKING:
+    from grid_ops.credentials import Credentials
 
 _HOME = click.option(
     "--home",
@@ -44,6 +40,8 @@ def local() -> None:
 @output.output_option
 def start(as_env: bool, home: Path | None) -> None:
     """Start the local control plane (or reuse the running one) and print where it listens."""
+    from grid_ops.embedded import ensure_local_server
+
     home = home or grid_ops_home()
     credentials = ensure_local_server(home)
     if as_env:
@@ -61,6 +59,10 @@ def start(as_env: bool, home: Path | None) -> None:
 
 def _active_experiments(home: Path) -> list[str]:
     """Names of the local user's experiments that are running now (stopping would end them)."""
+    from grid_ops import schemas
+    from grid_ops.client import GridClient
+    from grid_ops.embedded import running_local_credentials
+
     credentials = running_local_credentials(home)
     if credentials is None:
         return []
@@ -84,6 +86,8 @@ def stop(home: Path | None, force: bool) -> None:
     Running experiments get SIGTERM: those started with auto_resume pause and resume at the next start,
     the others fail as interrupted. While any run, this refuses unless --force is given.
     """
+    from grid_ops.embedded import stop_local_server
+
     home = home or grid_ops_home()
     active = [] if force else _active_experiments(home)
     if active:
@@ -103,6 +107,8 @@ def stop(home: Path | None, force: bool) -> None:
 @output.output_option
 def status(home: Path | None) -> None:
     """Say whether the local control plane runs, where, and whether it answers."""
+    from grid_ops.embedded import local_server_status
+
     home = home or grid_ops_home()
     found = local_server_status(home)
     if output.wants_json():

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
-from grid_ops import schemas
-from grid_ops.client import GridClient
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grid_ops import schemas
+    from grid_ops.client import GridClient
 
 MODES = ("max", "min")
 

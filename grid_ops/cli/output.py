@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
-
-from grid_ops import schemas
 
 FORMATS = ("table", "json")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,7 +49,8 @@ def wants_json() -> bool:
 
 def to_jsonable(value: object) -> Any:
     """Wire models become their camelCase JSON dicts; lists and dicts are converted item by item."""
-    if isinstance(value, schemas.WireModel):
+    schemas = sys.modules.get("grid_ops.schemas")  # not imported here: it loads pydantic; no model exists without it
+    if schemas is not None and isinstance(value, schemas.WireModel):
         return value.wire()
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

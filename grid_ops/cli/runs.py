@@ -5,21 +5,27 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, show_error
 from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
-from grid_ops.cli.status import metric_options, show_run
-from grid_ops.sdk.resources import Resources
-from grid_ops.sdk.run import Run
-from grid_ops.sdk.settings import FRAMEWORKS, STRATEGIES
+from grid_ops.cli.status import experiment_order, metric_options, show_run
+
+if TYPE_CHECKING:  # the SDK (pydantic, requests) is imported when a run is built, not for `run --help`
+    from grid_ops.sdk.run import Run
 
 WAIT_POLL_SECONDS = 0.5
+FAILED_SHOWN = 3
+"""At most this many failed experiments get their last log line printed after ``run --wait``."""
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The same as grid_ops.sdk.settings.STRATEGIES and FRAMEWORKS (a test checks it), spelled out here so that
+# `grid-ops run --help` does not import the SDK.
+STRATEGIES = ("grid_search", "random_search", "none")
+FRAMEWORKS = ("lightning", "pytorch", "torch", "tensorflow", "julia", "torchelastic")
 
 
 def parse_env(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -37,11 +43,11 @@ def command_line(tokens: tuple[str, ...]) -> str:
     """The run command from the words after the options, re-quoted so the server splits them the same way.
 
     A single word is taken as a whole command line (``grid-ops run "python train.py --lr '[1, 2]'"``).
+    An option-like first word is a mistyped ``run`` option (they go before the command): click's error for
+    it, which the group completes with the close matches among run's options.
     """
     if tokens and tokens[0].startswith("-") and tokens[0] != "-":
-        raise click.UsageError(
-            f"no such option: {tokens[0]} (run's options go before the command; see `grid-ops run --help`)"
-        )
+        raise click.NoSuchOption(tokens[0].partition("=")[0], ctx=click.get_current_context())
     if len(tokens) == 1:
         return tokens[0]
     return shlex.join(tokens)
@@ -54,6 +60,11 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 def build_run(options: dict[str, Any], command: str) -> Run:
     """The SDK ``Run`` for the command-line ``options`` and the run ``command``."""
+    from grid_ops.sdk.resources import Resources
+    from grid_ops.sdk.run import Run
+
+    if options["datastore_mount_dir"] is not None and options["datastore"] is None and options["config"] is None:
+        raise click.UsageError("--datastore_mount_dir is set but --datastore is not: give both")
     resource_args = _given(
         {
             "instance_type": options["instance_type"],
@@ -93,6 +104,8 @@ def build_run(options: dict[str, Any], command: str) -> Run:
 
 def show_plan(run: Run) -> None:
     """Print what a dry run planned: one row per experiment, then the totals."""
+    from grid_ops import schemas
+
     planned = [schemas.PlannedExperiment.model_validate(item) for item in run.plan or []]
     all_at_once = run.estimated_hourly_cost
     if output.wants_json():
@@ -126,6 +139,45 @@ def show_started(run: Run) -> None:
     click.echo(f"logs:       grid-ops logs {run.name}-exp0")
 
 
+def last_log_line(name: str, cluster_id: str | None = None) -> str | None:
+    """The last non-empty line of experiment ``name``'s log (``""`` when it wrote nothing; ``None`` when
+    the log cannot be read)."""
+    from grid_ops.errors import GridError
+
+    try:
+        chunk = get_client().experiment_logs(name, tail=3, cluster_id=cluster_id)
+    except GridError:
+        return None
+    lines = [line.strip() for line in chunk.data.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if len(lines[-1]) <= 300 else lines[-1][:297] + "..."
+
+
+def show_failures(run: Run) -> None:
+    """After a run that failed: the last log line of its (first few) failed experiments, then which log to
+    read. On stderr, so that ``-o json`` output stays clean."""
+    from grid_ops import schemas
+    from grid_ops.errors import GridError
+
+    try:
+        found = get_client().list_experiments(
+            run_ids=[run.id], phase_in=(schemas.ExperimentState.FAILED,), cluster_id=run.cluster_id
+        )
+    except GridError:
+        return
+    failed = sorted(found, key=experiment_order)
+    for experiment in failed[:FAILED_SHOWN]:
+        line = last_log_line(experiment.name, run.cluster_id)
+        if line is not None:
+            said = f"last log line: {line}" if line else "wrote nothing to its log"
+            click.echo(f"  {experiment.name} {said}", err=True)
+    if len(failed) > FAILED_SHOWN:
+        click.echo(f"  ... and {len(failed) - FAILED_SHOWN} more failed experiments", err=True)
+    if failed:
+        click.echo(f"see the whole log: grid-ops logs {failed[0].name}", err=True)
+
+
 def wait_for(run: Run, metric: str | None = None, mode: str = "max") -> None:
     """Wait until the run ends, print its experiments (and its best by ``metric``), and exit 1 unless it
     succeeded (and, with ``metric``, some experiment reported it)."""
@@ -141,6 +193,7 @@ def wait_for(run: Run, metric: str | None = None, mode: str = "max") -> None:
     found = show_run(run.name, metric, mode)
     if final != "succeeded":
         show_error(f"run {run.name} {final}" + (f": {run.message}" if run.message else ""))
+        show_failures(run)
         click.get_current_context().exit(EXIT_FAILED)
     if not found:
         click.get_current_context().exit(EXIT_FAILED)

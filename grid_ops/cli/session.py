@@ -8,11 +8,12 @@ cluster; otherwise the server's default cluster is used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from grid_ops.client import GridClient, set_client
+if TYPE_CHECKING:
+    from grid_ops.client import GridClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CLUSTER = "grid_ops.cluster"
@@ -47,6 +48,8 @@ def chosen_cluster() -> str | None:
 
 def get_client() -> GridClient:
     """The client of this invocation, created on first use and installed as the SDK's process-wide client."""
+    from grid_ops.client import GridClient, set_client  # here: it loads requests and pydantic
+
     ctx = click.get_current_context()
     client = ctx.meta.get(_CLIENT)
     if isinstance(client, GridClient):

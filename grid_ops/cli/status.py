@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from grid_ops import schemas
 from grid_ops.cli import output
 from grid_ops.cli.errors import EXIT_FAILED, grid_error_message, show_error
 from grid_ops.cli.metric_columns import MODES, best_line, last_values, metric_names, number
 from grid_ops.cli.session import cluster_option, get_client
-from grid_ops.client import GridClient
 from grid_ops.errors import NotFoundError
 from grid_ops.names import split_experiment_name
-from grid_ops.sdk.states import experiment_status, run_status
+
+if TYPE_CHECKING:  # loaded by the functions that need them, not for `grid-ops status --help`
+    from grid_ops import schemas
+    from grid_ops.client import GridClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +25,8 @@ RUN_HEADERS = ("RUN", "STATUS", "EXPERIMENTS", "STARTED", "DURATION", "COST")
 
 def experiments_done(run: schemas.Run) -> tuple[int, int]:
     """``(finished, total)`` experiments of a run, from its experiment counts (deleted ones left out)."""
+    from grid_ops import schemas
+
     counts = run.status.experiment_counts or schemas.ExperimentCounts()
     finished = counts.succeeded + counts.failed + counts.cancelled
     total = finished + counts.pending + counts.running
@@ -32,6 +35,8 @@ def experiments_done(run: schemas.Run) -> tuple[int, int]:
 
 def run_row(run: schemas.Run) -> list[object]:
     """One row of the runs table."""
+    from grid_ops.sdk.states import run_status
+
     done, total = experiments_done(run)
     status = run.status
     return [
@@ -44,7 +49,8 @@ def run_row(run: schemas.Run) -> list[object]:
     ]
 
 
-def _index(experiment: schemas.Experiment) -> tuple[int, str]:
+def experiment_order(experiment: schemas.Experiment) -> tuple[int, str]:
+    """Sort key of a run's experiments: by their number (exp2 before exp10)."""
     parts = split_experiment_name(experiment.name)
     return (parts[1] if parts else -1, experiment.name)
 
@@ -66,6 +72,8 @@ def experiment_rows(
 ) -> list[list[object]]:
     """Rows of the experiments table: name, status, one column per parameter, then per metric (its last
     value), duration, cost, message."""
+    from grid_ops.sdk.states import experiment_status
+
     rows: list[list[object]] = []
     for experiment in experiments:
         values = experiment.spec.parameters or {}
@@ -106,12 +114,31 @@ def _best(
         return None, grid_error_message(exc)
 
 
+def find_run(client: GridClient, name: str) -> schemas.Run:
+    """Run ``name``; when there is none but ``name`` is an experiment, say so and what to type instead."""
+    try:
+        return client.get_run(name)
+    except NotFoundError as exc:
+        parts = split_experiment_name(name)
+        if parts is None:
+            raise
+        try:
+            client.get_experiment(name)
+        except NotFoundError:
+            raise exc from None
+        raise NotFoundError(
+            f"{name!r} is an experiment, not a run: see its run with `grid-ops status {parts[0]}` "
+            f"or its log with `grid-ops logs {name}`",
+            status_code=exc.status_code,
+        ) from exc
+
+
 def show_run(name: str, metric: str | None = None, mode: str = "max") -> bool:
     """Print one run's summary and the table of its experiments with a column per metric; with ``metric``
     also ``best: <experiment> <metric>=<value>``. False when no experiment reported ``metric``."""
     client = get_client()
-    run = client.get_run(name)
-    experiments = sorted(client.list_experiments(run_ids=[run.id]), key=_index)
+    run = find_run(client, name)
+    experiments = sorted(client.list_experiments(run_ids=[run.id]), key=experiment_order)
     metrics = last_values(client, run)
     best, missing = _best(client, run, metric, mode)
     if output.wants_json():

@@ -101,6 +101,7 @@ class Supervisor:
         self.seq = 0
         self.metrics_broken = False
         self.reason: str | None = None
+        self.stopping = False  # SIGTERM or SIGINT arrived
 
     def note(self, text: str) -> None:
         """A line of our own in the experiment's log, marked as coming from grid-ops."""
@@ -156,10 +157,14 @@ class Supervisor:
         N). ``self.reason`` says why, when an action rather than the command decided the outcome."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             # The whole group gets the signal: let the command decide how to stop, and wait for it.
-            signal.signal(sig, lambda _s, _f: None)
+            signal.signal(sig, self._on_stop)
         self._scratch_link()
         self._dependency_note()
         code = self._datastore()
+        if code == 0 and self.stopping:  # stopped while the datastore was fetched: the command never starts
+            self.reason = "stopped before the command started"
+            self.note(self.reason)
+            code = 128 + signal.SIGTERM
         starts = self._actions("GRID_ACTIONS_ON_EXPERIMENT_START") if code == 0 else []
         for action in starts:
             code = self._action("on_experiment_start", action)
@@ -173,6 +178,9 @@ class Supervisor:
                 code = end
         self._finish()
         return code
+
+    def _on_stop(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
 
     def _actions(self, variable: str) -> list[str]:
         import json

@@ -35,7 +35,8 @@ def login(
     target = url or os.environ.get("GRID_URL") or _stored_url()
     if not target:
         raise ValidationError(
-            "login needs the control plane URL: pass url='http(s)://host:port' or set GRID_URL "
+            "login needs the control plane URL, e.g. https://grid.example.com: pass it as url (--url on the "
+            "command line) or set GRID_URL "
             "(the local control plane needs no login)"
         )
     with GridClient(target) as anonymous:

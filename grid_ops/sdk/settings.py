@@ -189,13 +189,13 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
             out.strategy_options = {k: v for k, v in (out.strategy_options or {}).items() if k != "num_trials"}
         if out.strategy == "random_search" and out.num_trials <= 0:
             raise ValidationError(
-                "strategy 'random_search' needs num_trials > 0, e.g. num_trials=10 "
-                "(or strategy_options={'num_trials': 10, 'seed': 0})"
+                "strategy random_search needs num_trials (--num_trials on the command line): how many "
+                "experiments to draw, e.g. 10"
             )
         if out.strategy != "random_search" and out.num_trials:
             raise ValidationError(
-                f"num_trials applies only to strategy='random_search', not {out.strategy!r}; drop it or "
-                "switch the strategy"
+                f"num_trials (--num_trials) applies only to strategy random_search, not {out.strategy!r}; "
+                "drop it or switch the strategy"
             )
 
     def environment() -> None:
@@ -227,7 +227,8 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
             ):
                 if value is not None and value != default and not (root / value).is_file():
                     raise ValidationError(
-                        f"{label} {value!r} does not exist under {str(root)!r}; give a path relative to path="
+                        f"{label} {value!r} does not exist in the source directory {str(root)!r}; "
+                        "give a path relative to it"
                     )
 
     def components() -> None:

@@ -12,9 +12,11 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -69,6 +71,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_OBJECTS_PER_REQUEST = 1000
 MAX_FILES_PER_REQUEST = 10_000
 DEFAULT_MODE = 0o644
+STORAGE_THREADS = 16
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _check_sha(value: str, what: str) -> str:
@@ -86,6 +91,15 @@ def _check_path(path: str) -> str:
 
 def storage_failed(exc: StorageError) -> ApiError:
     return ApiError(502, f"{exc}; nothing was changed, send the request again once the storage is reachable")
+
+
+def concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``fn`` over ``items``, in order, several at a time: storage calls (S3 round trips, hashing a part)
+    mostly wait, and a request carries up to a thousand objects. The first failure is raised."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(STORAGE_THREADS, len(items)), thread_name_prefix="grid-storage") as pool:
+        return list(pool.map(fn, items))
 
 
 def _require_uploading(row: DatastoreRow) -> None:
@@ -245,11 +259,19 @@ def presign(
             new = _plan_upload(row, store, obj)
             planned.append((_open_upload_for(session, row, new), new))
     try:
+        starts: list[tuple[str, str, int]] = []  # (upload id, object key, part count): started all at once
         for existing, plan in planned:
             if existing is None:
                 assert plan is not None
                 upload_id = new_id()
-                object_key = staging_key(upload_id) if plan.staged else blob_key(row.user_id, plan.sha256 or "")
+                key = staging_key(upload_id) if plan.staged else blob_key(row.user_id, plan.sha256 or "")
+                starts.append((upload_id, key, plan.part_count))
+        backend_ids = iter(concurrently(lambda start: store.start_upload(start[1], start[0], start[2]), starts))
+        fresh = iter(starts)
+        for existing, plan in planned:
+            if existing is None:
+                assert plan is not None
+                upload_id, object_key, _ = next(fresh)
                 existing = DatastoreUploadRow(
                     id=upload_id,
                     datastore_id=row.id,
@@ -259,7 +281,7 @@ def presign(
                     part_size=plan.part_size,
                     part_count=plan.part_count,
                     object_key=object_key,
-                    backend_upload_id=store.start_upload(object_key, upload_id),
+                    backend_upload_id=next(backend_ids),
                     state="open",
                     staged=plan.staged,
                     created_at=utcnow(),
@@ -404,19 +426,21 @@ def complete_parts(
         user_id = row.user_id
         archive = row.source_type == DatastoreSourceType.COMPRESSED_FILE.value
         ready: list[_Ready] = []
+        todo: list[tuple[DatastoreUploadRow, UploadRef, dict[int, str]]] = []
+        for obj in body.objects:
+            up = uploads[obj.upload_id]
+            if up.state == "completed" or any(item[0].id == up.id for item in todo):
+                continue
+            claimed: dict[int, str] = {}
+            for p in obj.urls:
+                try:
+                    claimed[int(p.part_number)] = p.etag
+                except ValueError as exc:
+                    raise bad_request(f"partNumber {p.part_number!r} of {up.key!r} is not a number") from exc
+            todo.append((up, UploadRef(row.cluster_id, row.id, up.id, up.object_key, up.backend_upload_id), claimed))
         try:
-            for obj in body.objects:
-                up = uploads[obj.upload_id]
-                if up.state == "completed" or any(r.upload.id == up.id for r in ready):
-                    continue
-                claimed: dict[int, str] = {}
-                for p in obj.urls:
-                    try:
-                        claimed[int(p.part_number)] = p.etag
-                    except ValueError as exc:
-                        raise bad_request(f"partNumber {p.part_number!r} of {up.key!r} is not a number") from exc
-                upload_ref = UploadRef(row.cluster_id, row.id, up.id, up.object_key, up.backend_upload_id)
-                arrived = store.list_parts(upload_ref)
+            listed = concurrently(lambda item: store.list_parts(item[1]), todo)
+            for (up, upload_ref, claimed), arrived in zip(todo, listed, strict=True):
                 if not arrived:
                     size = store.object_size(up.object_key)
                     if size is not None and (up.size is None or size == up.size):
@@ -426,8 +450,7 @@ def complete_parts(
         except StorageError as exc:
             raise storage_failed(exc) from exc
     try:
-        for item in ready:
-            _assemble(store, item, user_id, archive)
+        concurrently(lambda item: _assemble(store, item, user_id, archive), ready)
     except ContentMismatch as exc:
         raise conflict(f"{exc}; upload it again") from exc
     except StorageError as exc:

@@ -96,10 +96,23 @@ def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceType
         if (cpu is None or t.cpu >= cpu) and (gpu is None or t.gpu >= gpu) and (mem is None or t.memory_mb >= mem)
     ]
     if not fitting:
-        raise bad_request(
-            f"no instance type on cluster {cluster.id!r} offers cpus={cpu}, gpus={gpu}, memory_mb={mem}; "
-            f"the instance types are: {names}"
-        )
+        # only what was asked for: "no instance type ... offers 64 CPUs; the largest is cpu-2 (2 CPUs)"
+        units = {"cpu": ("CPU", "CPUs"), "gpu": ("GPU", "GPUs"), "memory_mb": ("MB of memory", "MB of memory")}
+        asked = {attr: value for attr, value in (("cpu", cpu), ("gpu", gpu), ("memory_mb", mem)) if value is not None}
+
+        def amount(attr: str, value: float) -> str:
+            return f"{value:g} {units[attr][0] if value == 1 else units[attr][1]}"
+
+        def offers(t: InstanceTypeConfig) -> str:
+            return f"{t.name} ({', '.join(amount(attr, getattr(t, attr)) for attr in asked)})"
+
+        if len(asked) == 1 and cluster.instance_types:
+            attr = next(iter(asked))
+            have = f"the largest is {offers(max(cluster.instance_types, key=lambda t: getattr(t, attr)))}"
+        else:
+            have = f"the instance types offer: {', '.join(offers(t) for t in cluster.instance_types) or 'nothing'}"
+        wanted = " and ".join(amount(attr, value) for attr, value in asked.items()) or "anything"
+        raise bad_request(f"no instance type on cluster {cluster.id!r} offers {wanted}; {have}")
     if cpu is None and gpu is None and mem is None:
         default = cluster.instance_type(cluster.default_instance_type)
         assert default is not None

@@ -6,12 +6,13 @@ URLs are presigned (by S3 or by the control plane for its local storage), so no 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -69,6 +70,30 @@ class RateLimit:
         delay = start - now
         if delay > 0:
             time.sleep(delay)
+
+
+class ByteBudget:
+    """At most ``limit`` bytes of parts read and not yet sent, across threads: it bounds the memory an
+    upload holds and what an interruption wastes (parts in flight are sent again). A part larger than
+    the limit goes alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(amount, self.limit)
+        with self._cond:
+            self._cond.wait_for(lambda: self._used + amount <= self.limit)
+            self._used += amount
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= amount
+                self._cond.notify_all()
 
 
 def read_part(part: Part, expect_size: int, expect_mtime_ns: int) -> bytes:

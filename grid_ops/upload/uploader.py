@@ -32,11 +32,12 @@ from grid_ops.upload.pack import pack
 from grid_ops.upload.progress import Progress
 from grid_ops.upload.scan import changed_files, hash_files, scan_source, sha256_file
 from grid_ops.upload.state import ObjectState, StateStore, UploadState, state_key
-from grid_ops.upload.transfer import Part, PartSender, RateLimit, SourceChanged, UrlExpired, read_part
+from grid_ops.upload.transfer import ByteBudget, Part, PartSender, RateLimit, SourceChanged, UrlExpired, read_part
 
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 50 * MIB
 DEFAULT_THREADS = 8
+DEFAULT_IN_FLIGHT = 128 * MIB
 PRESIGN_BATCH = 200
 MANIFEST_BATCH = 5000
 COMPLETE_BATCH_BYTES = 1024 * MIB
@@ -45,14 +46,16 @@ Phase = schemas.DatastoreOptimizationStatus
 
 @dataclass(frozen=True)
 class UploadOptions:
-    """Part size, parallel connections and an optional bandwidth cap (bytes per second, 0: none).
+    """Part size, parallel connections, the bytes of parts in flight at once (memory, and what an
+    interruption can waste) and an optional bandwidth cap (bytes per second, 0: none).
 
-    ``from_env`` reads ``GRID_OPS_UPLOAD_PART_SIZE``, ``GRID_OPS_UPLOAD_THREADS`` and
-    ``GRID_OPS_UPLOAD_MAX_BPS``."""
+    ``from_env`` reads ``GRID_OPS_UPLOAD_PART_SIZE``, ``GRID_OPS_UPLOAD_THREADS``,
+    ``GRID_OPS_UPLOAD_IN_FLIGHT`` and ``GRID_OPS_UPLOAD_MAX_BPS``."""
 
     part_size: int = DEFAULT_PART_SIZE
     threads: int = DEFAULT_THREADS
     max_bytes_per_second: int = 0
+    max_in_flight: int = DEFAULT_IN_FLIGHT
 
     @classmethod
     def from_env(cls) -> UploadOptions:
@@ -72,6 +75,7 @@ class UploadOptions:
             part_size=number("GRID_OPS_UPLOAD_PART_SIZE", DEFAULT_PART_SIZE, 1),
             threads=number("GRID_OPS_UPLOAD_THREADS", DEFAULT_THREADS, 1),
             max_bytes_per_second=number("GRID_OPS_UPLOAD_MAX_BPS", 0, 0),
+            max_in_flight=number("GRID_OPS_UPLOAD_IN_FLIGHT", DEFAULT_IN_FLIGHT, 1),
         )
 
 
@@ -402,6 +406,7 @@ class DatastoreUploader:
     ) -> None:
         cancel = threading.Event()
         lock = threading.Lock()
+        budget = ByteBudget(self.options.max_in_flight)
 
         def url_of(obj: ObjectState, number: int, refresh: bool) -> str:
             with lock:
@@ -411,12 +416,13 @@ class DatastoreUploader:
 
         def send(obj: ObjectState, part: Part) -> None:
             size, mtime = expected[str(part.local)]
-            data = read_part(part, size, mtime)
             describe = f"part {part.number} of {obj.key!r}"
-            try:
-                etag = sender.send(url_of(obj, part.number, False), data, describe, cancel.is_set)
-            except UrlExpired:
-                etag = sender.send(url_of(obj, part.number, True), data, describe, cancel.is_set)
+            with budget.hold(part.length):
+                data = read_part(part, size, mtime)
+                try:
+                    etag = sender.send(url_of(obj, part.number, False), data, describe, cancel.is_set)
+                except UrlExpired:
+                    etag = sender.send(url_of(obj, part.number, True), data, describe, cancel.is_set)
             self.states.record_part(state, obj, part.number, etag)
             self.progress.advance(len(data))
 

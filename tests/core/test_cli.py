@@ -37,7 +37,7 @@ def src(tmp_path: Path) -> Path:
 
 def grid(*args: str, env: dict[str, str] | None = None) -> Result:
     """Run the real ``grid-ops`` command group in-process."""
-    return CliRunner().invoke(cli, list(args), env=env)
+    return CliRunner().invoke(cli, list(args), env=env, prog_name="grid-ops")
 
 
 def ok(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -105,11 +105,24 @@ def test_run_sweep_with_wait_then_status_shows_every_experiment_with_its_paramet
 
 
 def test_run_with_wait_exits_1_when_the_run_fails(client_env: ControlPlane, src: Path) -> None:
-    result = grid("run", "--name", "cli-fails", "--path", str(src), "--wait", PY, "-c", "raise SystemExit(3)")
+    code = "import sys; print('loading'); print('bad learning rate', file=sys.stderr); sys.exit(3)"
+    result = grid("run", "--name", "cli-fails", "--path", str(src), "--wait", PY, "-c", code)
     assert result.exit_code == 1, result.output
     assert "error: run cli-fails failed: 1 of 1 experiments failed" in result.stderr
     assert "exited with code 3" in result.stdout
     assert "Traceback" not in result.output
+    # the failed experiment's last log line, then which log to read
+    assert "  cli-fails-exp0 last log line: bad learning rate\n" in result.stderr
+    assert result.stderr.splitlines()[-1] == "see the whole log: grid-ops logs cli-fails-exp0"
+
+    # an experiment's name given to status: say what it is and what to type instead
+    experiment = grid("status", "cli-fails-exp0")
+    assert experiment.exit_code == 1 and experiment.stdout == ""
+    assert experiment.stderr == (
+        "error: 'cli-fails-exp0' is an experiment, not a run: see its run with `grid-ops status cli-fails` "
+        "or its log with `grid-ops logs cli-fails-exp0`\n"
+    )
+    assert grid("status", "cli-nothing-exp0").stderr == "error: run 'cli-nothing-exp0' not found\n"
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(client_env: ControlPlane, src: Path) -> None:
@@ -185,6 +198,30 @@ def test_logs_print_the_whole_log_or_its_tail(client_env: ControlPlane, src: Pat
     assert ok("logs", "cli-logs-exp0", "--follow").stdout == whole  # an ended experiment: all of it, then stop
     missing = grid("logs", "cli-logs-exp9")
     assert missing.exit_code == 1 and "error: experiment 'cli-logs-exp9' not found" in missing.stderr
+
+
+def test_logs_in_json_give_the_text_and_where_to_continue(client_env: ControlPlane, src: Path) -> None:
+    ok("run", "--name", "cli-jlogs", "--path", str(src), "--wait", PY, "lines.py", "5")
+    whole = "".join(f"line {i}\n" for i in range(5))
+    size = len(whole.encode())
+    answer = json.loads(ok("-o", "json", "logs", "cli-jlogs-exp0").stdout)
+    assert answer == {
+        "experiment": "cli-jlogs-exp0",
+        "data": whole,
+        "offset": 0,
+        "nextOffset": size,
+        "size": size,
+        "eof": True,
+    }
+    tail = json.loads(ok("logs", "cli-jlogs-exp0", "--tail", "2", "-o", "json").stdout)
+    assert tail["data"] == "line 3\nline 4\n" and tail["nextOffset"] == size
+    assert tail["offset"] == size - len("line 3\nline 4\n")
+    rest = json.loads(ok("logs", "cli-jlogs-exp0", "--offset", str(tail["offset"]), "-o", "json").stdout)
+    assert rest["data"] == tail["data"] and rest["offset"] == tail["offset"]
+    assert ok("logs", "cli-jlogs-exp0", "--offset", str(tail["offset"])).stdout == "line 3\nline 4\n"
+    follow = grid("-o", "json", "logs", "cli-jlogs-exp0", "--follow")
+    assert follow.exit_code == 2 and follow.stdout == ""
+    assert "--follow prints the log as text" in follow.stderr
 
 
 # --------------------------------------------------------------------------- stop and delete
@@ -285,7 +322,8 @@ def test_login_stores_credentials_that_later_commands_use(
         monkeypatch.delenv(name)
     monkeypatch.setenv("GRID_OPS_HOME", str(tmp_path / "bob-home"))
     bad = grid("login", "--username", "cli-bob", "--key", "wrong", "--url", client_env.url)
-    assert bad.exit_code == 1 and bad.stderr.startswith("error: ")
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: wrong user name or API key")
+    assert "--username 'cli-bob'" in bad.stderr and "--key" in bad.stderr and "GRID_" not in bad.stderr
     result = ok("login", "--username", "cli-bob", "--key", bob["apiKey"], "--url", client_env.url)
     assert f"logged in to {client_env.url} as cli-bob" in result.stdout
     assert (tmp_path / "bob-home" / "credentials.json").is_file()
@@ -300,18 +338,74 @@ def test_login_stores_credentials_that_later_commands_use(
     [
         (["run", "--strategy", "best_guess", "true"], "Invalid value for '--strategy'"),
         (["run", "--name", "x"], "Missing argument 'COMMAND...'"),
-        (["run", "--bogus", "true"], "no such option: --bogus"),
+        (["run", "--bogus", "true"], "No such option: --bogus (see 'grid-ops run --help')"),
+        (["run", "--wiat", "true"], "No such option: --wiat (did you mean --wait?) (see 'grid-ops run --help')"),
+        (["run", "--dry-rn", "true"], "No such option: --dry-rn (did you mean --dry-run?)"),
+        (["logs", "x", "--folow"], "No such option: --folow (did you mean --follow?)"),
         (["run", "--env", "NOVALUE", "true"], "'NOVALUE' is not KEY=VALUE"),
         (["run", "--name", "Not_Valid", "true"], "invalid run name 'Not_Valid'"),
         (["stop", "everything", "x"], "Invalid value for 'run|experiment'"),
+        (["stop"], "Missing argument 'run|experiment': give run or experiment (see 'grid-ops stop --help')"),
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["stauts"], "No such command 'stauts'. Did you mean 'status'?"),
+        (["run", "--datastore_mount_dir", "/data", "true"], "--datastore_mount_dir is set but --datastore is not"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(client_env: ControlPlane, args: list[str], message: str) -> None:
     result = grid(*args)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and " | " not in result.stderr
+    assert result.stderr.count("--help") <= 1  # where to read the usage, said once
     assert "Traceback" not in result.output
+
+
+def test_run_argument_errors_speak_of_options_not_sdk_arguments(client_env: ControlPlane, src: Path) -> None:
+    def error(*args: str, code: int = 2) -> str:
+        result = grid("run", "--path", str(src), *args)
+        assert result.exit_code == code, result.output
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+        leaks = ("config_file", "path=", "num_trials=", "cpus=", "strategy_options")
+        assert not [leak for leak in leaks if leak in result.stderr], result.stderr
+        return result.stderr.removeprefix("error: ").strip()
+
+    assert error("--config", "nope.yml", "true").startswith("config file 'nope.yml' does not exist (relative paths")
+    assert error("--dockerfile", "Dockerfile.gpu", "true") == (
+        f"dockerfile 'Dockerfile.gpu' does not exist in the source directory '{src}'; give a path relative to it"
+    )
+    assert error("--dependency_file", "reqs.txt", "true").startswith("dependency_file 'reqs.txt' does not exist")
+    assert error("--strategy", "random_search", "--dry_run", "true", "--x", "[1, 2]") == (
+        "strategy random_search needs num_trials (--num_trials on the command line): how many experiments to "
+        "draw, e.g. 10"
+    )
+    # the server's answer names only what was asked for
+    assert error("--cpus", "64", "--dry_run", "true", code=1) == (
+        "no instance type on cluster 'local' offers 64 CPUs; the largest is cpu-2 (2 CPUs)"
+    )
+    assert error("--cpus", "2", "--memory_mb", "5000", "--dry_run", "true", code=1) == (
+        "no instance type on cluster 'local' offers 2 CPUs and 5000 MB of memory; the instance types offer: "
+        "cpu-1 (1 CPU, 2048 MB of memory), cpu-2 (2 CPUs, 4096 MB of memory)"
+    )
+
+    broken = src / "broken.yml"
+    broken.write_text("compute:\n  train:\n    cpus: [1\n")
+    assert error("--config", str(broken), "--dry_run", "true") == (
+        f"config file '{broken}' is not valid YAML: line 4, column 1: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence that starts at line 3, column 11)"
+    )
+    wrong = src / "wrong.yml"
+    wrong.write_text("compute:\n  train:\n    cpus: -1\n    gpus: x\n")
+    assert error("--config", str(wrong), "--dry_run", "true") == (
+        f"config file '{wrong}' does not have the grid.yml shape: 2 problems: compute.train.cpus must be a "
+        "whole number >= 0, got -1; compute.train.gpus must be a whole number >= 0, got 'x'"
+    )
+
+
+def test_a_wrong_key_in_the_environment_is_explained_once(client_env: ControlPlane) -> None:
+    result = grid("status", env={"GRID_API_KEY": "wrong"})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: wrong user id or API key")
+    assert result.stderr.count("GRID_API_KEY") == 1 and "grid-ops login" in result.stderr
 
 
 def test_api_error_exits_1_with_one_error_line_and_no_traceback(client_env: ControlPlane) -> None:
@@ -326,6 +420,103 @@ def test_api_error_exits_1_with_one_error_line_and_no_traceback(client_env: Cont
 
 def test_version_is_printed(client_env: ControlPlane) -> None:
     assert ok("--version").stdout.startswith("grid-ops ")
+
+
+def test_artifacts_of_an_unknown_name_only_say_so(client_env: ControlPlane) -> None:
+    for args in (["artifacts", "cli-nope"], ["-o", "json", "artifacts", "cli-nope"]):
+        result = grid(*args)
+        assert result.exit_code == 1 and result.stdout == ""  # no "no artifacts" (or []) after the error
+        assert result.stderr == "error: 'cli-nope' is neither one of your runs nor one of your experiments\n"
+
+
+# --------------------------------------------------------------------------- start-up cost
+
+HEAVY = ("pydantic", "requests", "urllib3", "yaml", "sqlalchemy", "grid_ops.schemas", "grid_ops.client")
+
+PROBE = """
+import contextlib, io, json, sys
+before = set(sys.modules)
+from grid_ops.cli.main import cli, main
+
+def call(*args):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main(list(args), prog_name="grid-ops")
+        except SystemExit as exc:
+            return exc.code, out.getvalue()
+    return None, out.getvalue()
+
+runs = [list(a) for a in json.loads(sys.argv[1])]
+if runs == [["EVERY_COMMAND"]]:  # every command's and subcommand's --help
+    import click
+    ctx = click.Context(cli)
+    runs = []
+    for name in cli.list_commands(ctx):
+        runs.append([name, "--help"])
+        call(name, "--help")
+        command = cli.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            runs += [[name, sub, "--help"] for sub in command.list_commands(ctx)]
+results = [[args, *call(*args)] for args in runs]
+heavy = set(sys.argv[2].split(","))
+new = sorted(m for m in set(sys.modules) - before if m in heavy or m.split(".")[0] in heavy)
+print(json.dumps({"results": results, "imported": new}))
+"""
+
+
+def probe(*runs: list[str]) -> dict[str, Any]:
+    """Run the CLI's ``main`` with each of ``runs`` in one fresh interpreter; what it printed and which
+    heavy modules (``HEAVY``) got imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(runs), ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_help_and_version_do_not_import_pydantic_requests_or_the_sdk() -> None:
+    found = probe(["--help"], ["--version"])
+    (_, help_code, help_text), (_, version_code, version_text) = found["results"]
+    assert help_code == 0 and "Commands:" in help_text and "instance-types" in help_text
+    assert version_code == 0 and version_text.startswith("grid-ops ")
+    assert found["imported"] == []
+
+
+def test_every_commands_help_is_fast_too() -> None:
+    found = probe(["EVERY_COMMAND"])
+    assert len(found["results"]) > 15
+    for args, code, text in found["results"]:
+        assert code == 0 and text.startswith("Usage: grid-ops"), (args, code, text)
+    assert found["imported"] == []
+
+
+def test_help_lists_each_command_with_its_own_summary() -> None:
+    import click
+
+    from grid_ops.cli import runs
+    from grid_ops.cli.main import COMMANDS, GridGroup
+    from grid_ops.sdk import settings
+
+    for width in (80, 200):
+        group = GridGroup(name="grid-ops", lazy_commands=COMMANDS)
+        ctx = click.Context(group)
+        lazy = click.HelpFormatter(width=width)
+        group.format_commands(ctx, lazy)
+        assert not group.commands  # listed without importing any of them
+        eager = click.HelpFormatter(width=width)
+        click.Group.format_commands(group, ctx, eager)  # click's own: loads every command for its help
+        assert lazy.getvalue() == eager.getvalue()
+    for name, entry in COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str(1000) == entry.summary
+    # `run --help` shows the SDK's choices without importing the SDK
+    assert (runs.STRATEGIES, runs.FRAMEWORKS) == (settings.STRATEGIES, settings.FRAMEWORKS)
 
 
 # --------------------------------------------------------------------------- the local control plane

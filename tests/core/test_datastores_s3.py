@@ -164,6 +164,32 @@ def test_parts_are_checked_against_what_s3_holds(sdk: ControlPlane, moto: S3Serv
     assert read_version(client_of(sdk, "s3"), ds["id"]) == {"x.bin": (data, 0o644)}
 
 
+def test_an_object_of_one_part_is_a_single_put_checked_like_a_part(sdk: ControlPlane, moto: S3Server) -> None:
+    raw = Raw(sdk, "s3")
+    ds = raw.create(unique("s3single"))
+    data = random_bytes(300_000, int(sha(ds["name"].encode())[:8], 16))
+    key = f"{PREFIX}/blobs/{sdk.user_id}/{sha(data)[:2]}/{sha(data)}"
+    obj = {"key": "one.bin", "sha256": sha(data), "sizeBytes": len(data), "partCount": "1", "partSizeBytes": MIB}
+    (up,) = raw.presign(ds["id"], obj)
+    (url,) = [u["url"] for u in up["urls"]]
+    uploads = moto.client().list_multipart_uploads(Bucket=BUCKET, Prefix=key).get("Uploads", [])
+    assert uploads == []  # no multipart upload: one PutObject straight to the content's address
+    r = raw.complete_parts(ds["id"], "one.bin", up["uploadId"], {1: md5(data)})
+    assert r.status_code == 409 and "part(s) 1 of 1 have not arrived" in r.json()["message"]
+    assert put(url, data[:1000]) == md5(data[:1000])  # the wrong bytes: S3 keeps them, completing refuses them
+    r = raw.complete_parts(ds["id"], "one.bin", up["uploadId"], {1: md5(data)})
+    assert r.status_code == 409 and "the ETag of part 1 of 'one.bin'" in r.json()["message"]
+    (again,) = raw.presign(ds["id"], {**obj, "uploadId": up["uploadId"]})  # a fresh URL for the same upload
+    assert again["uploadId"] == up["uploadId"]
+    assert put(again["urls"][0]["url"], data) == md5(data)
+    for _ in range(2):
+        assert raw.complete_parts(ds["id"], "one.bin", up["uploadId"], {1: md5(data)}).status_code == 200
+    manifest = {"files": [{"path": "one.bin", "sha256": sha(data), "sizeBytes": len(data)}]}
+    raw.ok("POST", f"/{ds['id']}/manifest", json=manifest)
+    assert raw.ok("POST", f"/{ds['id']}/completed")["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
+    assert read_version(client_of(sdk, "s3"), ds["id"]) == {"one.bin": (data, 0o644)}
+
+
 def test_an_s3_prefix_is_copied_and_an_empty_one_fails(sdk: ControlPlane, moto: S3Server) -> None:
     s3 = moto.client()
     prefix = unique("exports")

@@ -83,8 +83,9 @@ class BlobStore(ABC):
     # ------------------------------------------------------------------ multipart uploads
 
     @abstractmethod
-    def start_upload(self, object_key: str, upload_id: str) -> str:
-        """Begin a multipart upload to ``object_key``; returns the backend's id for it."""
+    def start_upload(self, object_key: str, upload_id: str, part_count: int) -> str:
+        """Begin an upload of ``part_count`` parts to ``object_key``; returns the backend's id for it (a backend
+        may take an object of one part in a single request, without a multipart upload: it returns "")."""
 
     @abstractmethod
     def part_urls(self, ref: UploadRef, part_numbers: list[int], expires_in: int, base_url: str) -> dict[int, str]:

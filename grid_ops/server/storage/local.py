@@ -103,7 +103,7 @@ class LocalStore(BlobStore):
 
     # ------------------------------------------------------------------ multipart uploads
 
-    def start_upload(self, object_key: str, upload_id: str) -> str:
+    def start_upload(self, object_key: str, upload_id: str, part_count: int) -> str:
         self._parts_dir(upload_id).mkdir(parents=True, exist_ok=True)
         return upload_id
 

@@ -3,6 +3,11 @@
 Clients upload parts straight to S3 with presigned ``UploadPart`` URLs and download with presigned
 ``GetObject`` URLs, so data never passes through the control plane. Credentials come from boto3's usual
 chain (environment, shared files, instance roles).
+
+An object of one part (most files of a dataset) is not a multipart upload: the client PUTs it with a
+presigned ``PutObject`` URL and completing it only checks its size and ETag, one request instead of
+three. Such an upload abandoned after its PUT leaves the object at its content address, where the next
+upload of the same content replaces it.
 """
 
 from __future__ import annotations
@@ -74,12 +79,23 @@ class S3Store(BlobStore):
 
     # ------------------------------------------------------------------ multipart uploads
 
-    def start_upload(self, object_key: str, upload_id: str) -> str:
+    def start_upload(self, object_key: str, upload_id: str, part_count: int) -> str:
+        if part_count == 1:
+            return ""  # one PutObject, no multipart upload
         answer = self._call("start an upload", "create_multipart_upload", Bucket=self.bucket, Key=self._key(object_key))
         return str(answer["UploadId"])
 
     def part_urls(self, ref: UploadRef, part_numbers: list[int], expires_in: int, base_url: str) -> dict[int, str]:
         key = self._key(ref.object_key)
+        if not ref.backend_upload_id:
+            url = self._call(
+                "sign an upload URL",
+                "generate_presigned_url",
+                ClientMethod="put_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=expires_in,
+            )
+            return {n: str(url) for n in part_numbers if n == 1}
         return {
             n: str(
                 self._call(
@@ -93,7 +109,21 @@ class S3Store(BlobStore):
             for n in part_numbers
         }
 
+    def _single(self, ref: UploadRef) -> dict[int, PartInfo]:
+        """The object PUT in one request, as its only part (nothing if it has not arrived)."""
+        try:
+            answer = self._call(
+                "read an uploaded object", "head_object", Bucket=self.bucket, Key=self._key(ref.object_key)
+            )
+        except StorageError as exc:
+            if self._code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return {}
+            raise
+        return {1: PartInfo(number=1, size=int(answer["ContentLength"]), etag=clean_etag(answer["ETag"]))}
+
     def list_parts(self, ref: UploadRef) -> dict[int, PartInfo]:
+        if not ref.backend_upload_id:
+            return self._single(ref)
         parts: dict[int, PartInfo] = {}
         marker = 0
         while True:
@@ -119,6 +149,8 @@ class S3Store(BlobStore):
 
     def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_sha256: str | None = None) -> Assembled:
         expected = sum(p.size for p in parts)
+        if not ref.backend_upload_id:  # in place since its PUT; its size and ETag were checked from list_parts
+            return Assembled(size=expected, sha256=None)
         try:
             self._call(
                 "complete an upload",
@@ -135,6 +167,10 @@ class S3Store(BlobStore):
         return Assembled(size=expected, sha256=None)
 
     def abort_upload(self, ref: UploadRef) -> None:
+        if not ref.backend_upload_id:
+            if ref.object_key.startswith("staging/"):  # its own key; a content address may be another's too
+                self.delete_object(ref.object_key)
+            return
         try:
             self._call(
                 "abort an upload",
