@@ -1,9 +1,11 @@
 """Makes the datastore version an experiment mounts available, read-only (standard library only).
 
 A node keeps one copy of each version its experiments used, at ``$GRID_DATASTORE_CACHE/<version id>/``.
-The first experiment that needs a version lists its files from the control plane, hard-links each one
-from the control plane's local storage where it can (else copies it, else downloads it by its URL and
-checks its SHA-256), makes everything read-only, and renames the finished folder into place. A lock per
+The first experiment that needs a version lists its files from the control plane, copies each one from
+the control plane's local storage where it can (else downloads it by its URL and checks its SHA-256),
+makes everything read-only, and renames the finished folder into place. It copies rather than
+hard-links: an experiment running as the store's owner could make a linked file writable again and
+change the stored content under every other version that shares it. A lock per
 version makes concurrent experiments wait for that one build instead of fetching the data again, and the
 rename means a half-built copy is never used. Versions never change, so a copy stays good while the
 version exists; the executor drops it when the version is deleted.
@@ -17,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import time
 import urllib.error
 import urllib.parse
@@ -46,7 +47,6 @@ class BuildStats:
 
     files: int = 0
     size: int = 0
-    linked: int = 0
     copied: int = 0
     downloaded: int = 0
     bytes_downloaded: int = 0
@@ -207,9 +207,7 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         mode = _read_only(int(f.get("mode") or 0o644))
         local = f.get("localPath")
-        if local and _link(local, dest, mode, int(f["sizeBytes"])):
-            stats.linked += 1
-        elif local and _copy(local, dest, mode, int(f["sizeBytes"])):
+        if local and _copy(local, dest, mode, int(f["sizeBytes"])):
             stats.copied += 1
         else:
             downloads.append((f, dest, mode))
@@ -219,22 +217,6 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
                 stats.downloaded += 1
                 stats.bytes_downloaded += sent
     return stats
-
-
-def _link(source: str, dest: str, mode: int, size: int) -> bool:
-    """Hard-link the stored content (content files never change in place). Its mode is shared with every
-    other link, so a file already made read-only with another mode is copied instead."""
-    try:
-        st = os.stat(source)
-        current = stat.S_IMODE(st.st_mode)
-        if st.st_size != size or (current & 0o222 == 0 and current != mode):
-            return False
-        os.link(source, dest)
-        if current != mode:
-            os.chmod(dest, mode)
-        return True
-    except OSError:  # another file system, or the content is not readable here
-        return False
 
 
 def _copy(source: str, dest: str, mode: int, size: int) -> bool:
@@ -307,7 +289,7 @@ def make_available(env: dict[str, str], note: Callable[[str], None]) -> str:
     else:
         note(
             f"datastore {label} fetched into this node's cache: {stats.files} files, {stats.size} bytes "
-            f"({stats.linked} linked from the local store, {stats.copied} copied, {stats.downloaded} downloaded, "
+            f"({stats.copied} copied from the local store, {stats.downloaded} downloaded, "
             f"{stats.bytes_downloaded} bytes downloaded) in {stats.seconds:.2f} s"
         )
     return version_dir(cache, version_id)

@@ -89,8 +89,8 @@ def test_a_run_mounts_the_pinned_version_read_only(sdk: ControlPlane, tmp_path: 
     assert got["link"] == str(cache / "train")  # the relative mount path links there
     big = sha((data / "big.bin").read_bytes())
     blob = sdk.home / "server" / "datastores" / "local" / "blobs" / sdk.user_id / big[:2] / big
-    assert got["files"]["big.bin"][2] == blob.stat().st_ino  # hard-linked from the store, not copied
-    assert FETCHED in log and "(3 linked from the local store, 0 copied, 0 downloaded" in log
+    assert got["files"]["big.bin"][2] != blob.stat().st_ino  # a copy: experiments cannot reach the store
+    assert FETCHED in log and "(3 copied from the local store, 0 downloaded" in log
 
     # a bare name means its latest version that succeeded; the default mount path is absolute: explained
     latest = Run(run_command="python3 inspect_ds.py", datastore=name)

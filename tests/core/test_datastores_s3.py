@@ -239,7 +239,7 @@ def test_twenty_experiments_on_s3_download_the_version_once(
     views, logs = zip(*(seen(sdk, f"{run.name}-exp{i}", "s3") for i in range(20)), strict=True)
     fetched = [line for log in logs for line in log.splitlines() if "fetched into this node's cache" in line]
     assert len(fetched) == 1 and sum(log.count("found in this node's cache") for log in logs) == 19
-    assert f"6 files, {ds.size} bytes (0 linked from the local store, 0 copied, 6 downloaded, {ds.size} bytes" in (
+    assert f"6 files, {ds.size} bytes (0 copied from the local store, 6 downloaded, {ds.size} bytes" in (
         fetched[0]
     )  # every byte once, for twenty experiments
     cache = sdk.home / "server" / "datastore-cache" / (ds.id or "")
