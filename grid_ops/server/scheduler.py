@@ -42,6 +42,9 @@ def experiment_base_env() -> dict[str, str]:
     bindir = os.path.dirname(sys.executable)
     paths = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != bindir]
     env["PATH"] = os.pathsep.join([bindir, *paths])
+    # Python output reaches the log as it is written (followable with `logs -f`, in the order written),
+    # as on other ML platforms; a run's own env_vars can still set it to something else.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 

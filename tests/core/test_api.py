@@ -498,3 +498,10 @@ def test_a_dependency_file_of_the_source_is_reported_as_not_installed(cp: Contro
     log = cp.ok("GET", "/v1/core/local/experiments/deps-note-exp0/logs")["data"]
     assert "the dependency file requirements.txt is not installed by this control plane yet" in log
     assert log.endswith("ran\n")
+
+
+def test_python_output_reaches_the_log_unbuffered_in_the_order_written(cp: ControlPlane) -> None:
+    script = "import sys; print('first'); print('second', file=sys.stderr); print('third')"
+    assert create(cp, "unbuffered", f'{PY} -c "{script}"').status_code == 200
+    cp.wait_run("unbuffered")
+    assert cp.ok("GET", "/v1/core/local/experiments/unbuffered-exp0/logs")["data"] == "first\nsecond\nthird\n"

@@ -105,7 +105,7 @@ def test_run_sweep_with_wait_then_status_shows_every_experiment_with_its_paramet
 
 
 def test_run_with_wait_exits_1_when_the_run_fails(client_env: ControlPlane, src: Path) -> None:
-    code = "import sys; print('loading'); print('bad learning rate', file=sys.stderr); sys.exit(3)"
+    code = "import sys; print('loading', flush=True); print('bad learning rate', file=sys.stderr); sys.exit(3)"
     result = grid("run", "--name", "cli-fails", "--path", str(src), "--wait", PY, "-c", code)
     assert result.exit_code == 1, result.output
     assert "error: run cli-fails failed: 1 of 1 experiments failed" in result.stderr
