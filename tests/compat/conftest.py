@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+
+from tests.core import controlplane as core
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "grid_sdk.py"
@@ -72,24 +71,8 @@ def server_python() -> Path:
     return path
 
 
-@dataclass
-class ControlPlane:
-    """A running control plane and the local user's credentials, with small API helpers."""
-
-    home: Path
-    url: str
-    user_id: str
-    api_key: str
-    proc: subprocess.Popen[bytes]
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, auth=(self.user_id, self.api_key), timeout=30, **kw)
-
-    def ok(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.call(method, path, **kw)
-        assert r.status_code == 200, f"{method} {path} -> {r.status_code} {r.text}"
-        return r.json()
+class ControlPlane(core.ControlPlane):
+    """The control plane of ``tests/core``, with helpers the compatibility tests read it through."""
 
     def run(self, name: str) -> dict[str, Any]:
         return self.ok("GET", f"/v1/core/{CLUSTER}/runs/{name}")  # type: ignore[no-any-return]
@@ -97,57 +80,15 @@ class ControlPlane:
     def run_names(self) -> list[str]:
         return [r["name"] for r in self.ok("GET", f"/v1/core/{CLUSTER}/runs", params={"pageSize": 1000})["runs"]]
 
-    def experiments(self, run: str) -> list[dict[str, Any]]:
-        out = self.ok("GET", f"/v1/core/{CLUSTER}/experiments", params={"runIds": run, "pageSize": 1000})
-        return sorted(out["experiments"], key=lambda e: e["name"])
-
     def log(self, experiment: str) -> str:
         return self.ok("GET", f"/v1/core/{CLUSTER}/experiments/{experiment}/logs")["data"]  # type: ignore[no-any-return]
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def start_control_plane(
-    home: Path, python: Path, config_text: str = COMPAT_CONFIG, timeout: float = 30
-) -> ControlPlane:
-    """Start ``python -m grid_ops.server --embedded`` under ``home`` and wait until it serves."""
-    home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "server-config.yml"
-    cfg.write_text(config_text)
-    (home / "local-server.json").unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
-    # experiments run `python ...`: let that be the server's python, as in an activated environment
-    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    log = open(home / "test-server.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(python), "-m", "grid_ops.server", "--embedded", "--home", str(home), "--config", str(cfg)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout
-    info = home / "local-server.json"
-    while not info.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            raise RuntimeError("control plane did not start:\n" + (home / "test-server.log").read_text()[-3000:])
-        time.sleep(0.05)
-    server = json.loads(info.read_text())
-    creds = json.loads((home / "local.json").read_text())
-    return ControlPlane(home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc)
 
 
 @pytest.fixture(scope="session")
 def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = start_control_plane(tmp_path_factory.mktemp("grid-ops-home"), server_python())
+    plane = core.start_control_plane(
+        tmp_path_factory.mktemp("grid-ops-home"), COMPAT_CONFIG, python=str(server_python()), plane=ControlPlane
+    )
     yield plane
     plane.stop()
 

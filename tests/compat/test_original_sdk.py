@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CLUSTER, ControlPlane, SdkResult, SdkRunner
+
+from tests.compat.conftest import CLUSTER, ControlPlane, SdkResult, SdkRunner
 
 try:  # the metadata only: importing `grid` would write to the real $HOME
     SDK_VERSION = importlib.metadata.version("lightning-grid")

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -87,19 +87,31 @@ class ControlPlane:
         return self.proc.returncode
 
 
+P = TypeVar("P", bound=ControlPlane)
+
+
 def start_control_plane(
-    home: Path, config_text: str = TEST_CONFIG, timeout: float = 30, extra_args: list[str] | None = None
-) -> ControlPlane:
-    """Start ``python -m grid_ops.server --embedded`` under ``home`` and wait until it serves."""
+    home: Path,
+    config_text: str = TEST_CONFIG,
+    timeout: float = 30,
+    extra_args: list[str] | None = None,
+    python: str = sys.executable,
+    plane: type[P] = ControlPlane,  # type: ignore[assignment]
+) -> P:
+    """Start ``python -m grid_ops.server --embedded`` under ``home`` and wait until it serves.
+
+    ``python`` is the interpreter with grid-ops installed; experiments find it first on PATH, as in an
+    activated environment. ``plane`` is the class of the answer (tests may add helpers to it)."""
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "server-config.yml"
     cfg.write_text(config_text)
     (home / "local-server.json").unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+    env["PATH"] = f"{os.path.dirname(python)}{os.pathsep}{env.get('PATH', '')}"
     log = open(home / "test-server.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            sys.executable,
+            python,
             "-m",
             "grid_ops.server",
             "--embedded",
@@ -122,7 +134,7 @@ def start_control_plane(
         time.sleep(0.05)
     server = json.loads(info.read_text())
     creds = json.loads((home / "local.json").read_text())
-    return ControlPlane(home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc)
+    return plane(home=home, url=server["url"], user_id=creds["userId"], api_key=creds["apiKey"], proc=proc)
 
 
 def add_user(home: Path, name: str) -> tuple[str, str]:
