@@ -47,6 +47,7 @@ from grid_ops.server.db import as_utc
 from grid_ops.server.errors import conflict
 from grid_ops.server.lookup import check_cluster
 from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.query_params import split_values
 from grid_ops.server.state import SessionDep, StateDep, UserDep, wire_response
 from grid_ops.server.storage import StorageError
 from grid_ops.server.storage.base import blob_key
@@ -87,7 +88,7 @@ async def list_datastores(
     where = [DatastoreRow.user_id == user.id, DatastoreRow.cluster_id == cluster_id, DatastoreRow.deleted_at.is_(None)]
     if available:
         where.append(DatastoreRow.phase == DatastoreOptimizationStatus.SUCCEEDED.value)
-    wanted = [n for v in names or [] for n in v.split(",") if n]
+    wanted = split_values(names)
     if wanted:
         where.append(DatastoreRow.name.in_(wanted))
     total = session.scalar(select(func.count()).select_from(DatastoreRow).where(*where)) or 0

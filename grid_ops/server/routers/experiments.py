@@ -26,29 +26,13 @@ from grid_ops.server.lookup import check_cluster, find_experiment
 from grid_ops.server.models import EventRow, ExperimentRow, RunRow
 from grid_ops.server.pagination import decode, encode, page_size
 from grid_ops.server.phases import TERMINAL
+from grid_ops.server.query_params import parse_phases, split_values
 from grid_ops.server.scheduler import refresh_runs
 from grid_ops.server.state import SessionDep, StateDep, UserDep, wake_after_commit, wire_response
 from grid_ops.server.views import experiment_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/experiments", tags=["experiments"])
 MAX_LOG_CHUNK = 8 * 1024 * 1024
-
-
-def _split(values: list[str] | None) -> list[str]:
-    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
-
-
-def _phases(values: list[str] | None) -> list[str]:
-    out = []
-    for part in _split(values):
-        name = part if part.startswith("EXPERIMENT_STATE_") else "EXPERIMENT_STATE_" + part.upper()
-        try:
-            out.append(ExperimentState(name).value)
-        except ValueError as exc:
-            raise bad_request(
-                f"unknown experiment phase {part!r}; use one of {[s.value for s in ExperimentState]}"
-            ) from exc
-    return out
 
 
 @router.get("", response_model=ListExperimentsResponse)
@@ -70,9 +54,9 @@ async def list_experiments(
     offset = decode(page_token)
     where = [ExperimentRow.user_id == user.id, ExperimentRow.cluster_id == cluster_id]
     if names:
-        where.append(ExperimentRow.name.in_(_split(names)))
+        where.append(ExperimentRow.name.in_(split_values(names)))
     if run_ids:
-        refs = _split(run_ids)
+        refs = split_values(run_ids)
         ids = [r for r in refs if is_id(r)]
         by_name = [r for r in refs if not is_id(r)]
         if by_name:
@@ -85,9 +69,13 @@ async def list_experiments(
             )
         where.append(ExperimentRow.run_id.in_(ids))
     if phase_in:
-        where.append(ExperimentRow.phase.in_(_phases(phase_in)))
+        where.append(
+            ExperimentRow.phase.in_(parse_phases(phase_in, ExperimentState, "EXPERIMENT_STATE_", "experiment"))
+        )
     if phase_not_in:
-        where.append(ExperimentRow.phase.not_in(_phases(phase_not_in)))
+        where.append(
+            ExperimentRow.phase.not_in(parse_phases(phase_not_in, ExperimentState, "EXPERIMENT_STATE_", "experiment"))
+        )
     elif not phase_in:
         where.append(ExperimentRow.deleted_at.is_(None))
     total = session.scalar(select(func.count()).select_from(ExperimentRow).where(*where)) or 0

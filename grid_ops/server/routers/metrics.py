@@ -10,14 +10,11 @@ from fastapi import APIRouter, Query, Response
 from grid_ops.schemas import BestExperimentResponse, ExperimentMetricsResponse, RunMetricsResponse
 from grid_ops.server import metric_store
 from grid_ops.server.lookup import find_experiment, find_run
+from grid_ops.server.query_params import split_values
 from grid_ops.server.state import SessionDep, UserDep, wire_response
 from grid_ops.server.views import experiment_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}", tags=["metrics"])
-
-
-def _split(values: list[str] | None) -> list[str]:
-    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
 
 
 @router.get("/experiments/{exp_ref}/metrics", response_model=ExperimentMetricsResponse)
@@ -31,7 +28,7 @@ async def experiment_metrics(
 ) -> Response:
     """Each metric's last, min, max, last step and count (and its series unless ``series=false``)."""
     exp, _run = find_experiment(session, user, exp_ref)
-    metrics = metric_store.experiment_metrics(session, exp.id, _split(names), series)
+    metrics = metric_store.experiment_metrics(session, exp.id, split_values(names), series)
     return wire_response(ExperimentMetricsResponse(metrics=metrics))
 
 

@@ -30,27 +30,13 @@ from grid_ops.server.errors import ApiError, bad_request
 from grid_ops.server.lookup import check_cluster, find_run
 from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.query_params import parse_phases, split_values
 from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, wake_after_commit, wire_response
 from grid_ops.server.tarsafe import check_members
 from grid_ops.server.views import run_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/runs", tags=["runs"])
 _CANCEL = {RunState.CANCELED}
-
-
-def _phases(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        for part in v.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name = part if part.startswith("RUN_STATE_") else "RUN_STATE_" + part.upper()
-            try:
-                out.append(RunState(name).value)
-            except ValueError as exc:
-                raise bad_request(f"unknown run phase {part!r}; use one of {[s.value for s in RunState]}") from exc
-    return out
 
 
 @router.post("", response_model=Run)
@@ -106,15 +92,15 @@ async def list_runs(
     offset = decode(page_token)
     where = [RunRow.user_id == user.id, RunRow.cluster_id == cluster_id]
     if phase_in:
-        where.append(RunRow.phase.in_(_phases(phase_in)))
+        where.append(RunRow.phase.in_(parse_phases(phase_in, RunState, "RUN_STATE_", "run")))
     if phase_not_in:
-        where.append(RunRow.phase.not_in(_phases(phase_not_in)))
+        where.append(RunRow.phase.not_in(parse_phases(phase_not_in, RunState, "RUN_STATE_", "run")))
     else:
         where.append(RunRow.deleted_at.is_(None))
     if query:
         where.append(RunRow.name.contains(query, autoescape=True))
     if names:
-        where.append(RunRow.name.in_([n for v in names for n in v.split(",") if n]))
+        where.append(RunRow.name.in_(split_values(names)))
     total = session.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
     rows = session.scalars(
         select(RunRow)
