@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
 
 from grid_ops.server.errors import bad_request
 
@@ -38,3 +42,23 @@ def decode(token: str | None) -> int:
 
 def encode(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a list answer starts and how long it may be."""
+
+    offset: int
+    size: int
+
+
+async def paging(
+    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    limit: Annotated[int | None, Query(description="the same as pageSize (the wire's older name)")] = None,
+) -> Page:
+    """The ``pageToken``, ``pageSize`` and ``limit`` query parameters every list endpoint takes."""
+    return Page(offset=decode(page_token), size=page_size(page_size_, limit))
+
+
+PageDep = Annotated[Page, Depends(paging)]

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import FileResponse
 
 from grid_ops.schemas import Artifact, ListExperimentArtifactsResponse
@@ -25,7 +25,7 @@ from grid_ops.server.errors import ApiError, not_found
 from grid_ops.server.ids import is_id
 from grid_ops.server.lookup import find_experiment
 from grid_ops.server.models import ExperimentRow
-from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, wire_response
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/experiments/{exp_ref}/artifacts", tags=["artifacts"])
@@ -44,13 +44,12 @@ async def list_artifacts(
     state: StateDep,
     session: SessionDep,
     user: UserDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    page: PageDep,
 ) -> Response:
     """The experiment's artifacts sorted by path, each with a download URL valid for a day."""
     exp, _run = find_experiment(session, user, exp_ref)
-    offset = decode(page_token)
-    rows, total = artifact_index.page(session, exp.id, offset, page_size(page_size_))
+    offset = page.offset
+    rows, total = artifact_index.page(session, exp.id, offset, page.size)
     base = f"{str(request.base_url).rstrip('/')}/v1/core/{quote(exp.cluster_id, safe='')}/experiments/{exp.id}"
     expires = int(time.time()) + LINK_SECONDS
     artifacts = [

@@ -46,7 +46,7 @@ from grid_ops.server.datastores import (
 from grid_ops.server.db import as_utc
 from grid_ops.server.errors import conflict
 from grid_ops.server.lookup import check_cluster
-from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.query_params import split_values
 from grid_ops.server.state import SessionDep, StateDep, UserDep, wire_response
 from grid_ops.server.storage import StorageError
@@ -74,17 +74,14 @@ async def list_datastores(
     state: StateDep,
     session: SessionDep,
     user: UserDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
-    limit: int | None = None,
+    page: PageDep,
     available: bool | None = None,
     names: Annotated[list[str] | None, Query()] = None,
     user_ids: Annotated[list[str] | None, Query(alias="userIds")] = None,
 ) -> Response:
     """The caller's versions on the cluster (``available``: only those that succeeded), by name and version."""
     check_cluster(state.config, cluster_id)
-    size = page_size(page_size_, limit)
-    offset = decode(page_token)
+    size, offset = page.size, page.offset
     where = [DatastoreRow.user_id == user.id, DatastoreRow.cluster_id == cluster_id, DatastoreRow.deleted_at.is_(None)]
     if available:
         where.append(DatastoreRow.phase == DatastoreOptimizationStatus.SUCCEEDED.value)
@@ -189,15 +186,13 @@ def files(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    page: PageDep,
 ) -> Response:
     """The files of a version that succeeded, by path, each with a signed URL that downloads it."""
     row = find_datastore(session, user, ref)
     if row.phase != DatastoreOptimizationStatus.SUCCEEDED.value:
         raise conflict(f"{describe(row)} is {phase_word(row.phase)}: its files are visible once it has succeeded")
-    size = page_size(page_size_)
-    offset = decode(page_token)
+    size, offset = page.size, page.offset
     rows = session.scalars(
         select(DatastoreFileRow)
         .where(DatastoreFileRow.datastore_id == row.id)

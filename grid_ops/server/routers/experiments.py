@@ -24,7 +24,7 @@ from grid_ops.server.errors import bad_request
 from grid_ops.server.ids import is_id
 from grid_ops.server.lookup import check_cluster, find_experiment
 from grid_ops.server.models import EventRow, ExperimentRow, RunRow
-from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.phases import TERMINAL
 from grid_ops.server.query_params import parse_phases, split_values
 from grid_ops.server.scheduler import refresh_runs
@@ -41,17 +41,14 @@ async def list_experiments(
     state: StateDep,
     session: SessionDep,
     user: UserDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
-    limit: int | None = None,
+    page: PageDep,
     names: Annotated[list[str] | None, Query()] = None,
     run_ids: Annotated[list[str] | None, Query(alias="runIds")] = None,
     phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
     phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
 ) -> Response:
     check_cluster(state.config, cluster_id)
-    size = page_size(page_size_, limit)
-    offset = decode(page_token)
+    size, offset = page.size, page.offset
     where = [ExperimentRow.user_id == user.id, ExperimentRow.cluster_id == cluster_id]
     if names:
         where.append(ExperimentRow.name.in_(split_values(names)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse, RunnerDatastore
@@ -19,7 +19,7 @@ from grid_ops.server.datastores import runtime_of
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
-from grid_ops.server.pagination import decode, page_size
+from grid_ops.server.pagination import PageDep
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
@@ -72,13 +72,10 @@ def datastore_files(
     experiment_id: ExperimentId,
     request: Request,
     state: StateDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+    page: PageDep,
 ) -> Response:
     """The datastore version the experiment's run mounts, and a page of its files to fetch."""
     base = str(request.base_url).rstrip("/")
     with state.sessions() as session:
-        view = datastore_mounts.runner_view(
-            session, runtime_of(request), experiment_id, base, decode(page_token), page_size(page_size_)
-        )
+        view = datastore_mounts.runner_view(session, runtime_of(request), experiment_id, base, page.offset, page.size)
     return wire_response(view)

@@ -29,7 +29,7 @@ from grid_ops.server.control import stop_run
 from grid_ops.server.errors import ApiError, bad_request
 from grid_ops.server.lookup import check_cluster, find_run
 from grid_ops.server.models import ExperimentRow, RunRow
-from grid_ops.server.pagination import decode, encode, page_size
+from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.query_params import parse_phases, split_values
 from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, wake_after_commit, wire_response
 from grid_ops.server.tarsafe import check_members
@@ -78,9 +78,7 @@ async def list_runs(
     state: StateDep,
     session: SessionDep,
     user: UserDep,
-    page_token: Annotated[str | None, Query(alias="pageToken")] = None,
-    page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
-    limit: int | None = None,
+    page: PageDep,
     phase_in: Annotated[list[str] | None, Query(alias="phaseIn")] = None,
     phase_not_in: Annotated[list[str] | None, Query(alias="phaseNotIn")] = None,
     query: str | None = None,
@@ -88,8 +86,7 @@ async def list_runs(
     user_ids: Annotated[list[str] | None, Query(alias="userIds")] = None,
 ) -> Response:
     check_cluster(state.config, cluster_id)
-    size = page_size(page_size_, limit)
-    offset = decode(page_token)
+    size, offset = page.size, page.offset
     where = [RunRow.user_id == user.id, RunRow.cluster_id == cluster_id]
     if phase_in:
         where.append(RunRow.phase.in_(parse_phases(phase_in, RunState, "RUN_STATE_", "run")))
