@@ -12,21 +12,14 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from grid_ops.errors import ValidationError
+from grid_ops.names import MAX_RUN_NAME_LENGTH, validate_resource_name
 
-MAX_NAME_LENGTH = 63
-_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+MAX_NAME_LENGTH = MAX_RUN_NAME_LENGTH
 
 
 def validate_datastore_name(name: object) -> str:
     """Return ``name`` if it is a valid datastore name, else raise ``ValidationError`` stating the rule."""
-    if not isinstance(name, str):
-        raise ValidationError(f"datastore name must be a string, got {type(name).__name__} {name!r}")
-    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
-        raise ValidationError(
-            f"invalid datastore name {name!r}: use 1 to {MAX_NAME_LENGTH} lowercase letters, digits and "
-            "hyphens, starting and ending with a letter or digit (e.g. 'churn-2024')"
-        )
-    return name
+    return validate_resource_name(name, "datastore", "churn-2024")
 
 
 def name_from_source(source: str) -> str:

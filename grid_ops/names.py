@@ -152,17 +152,23 @@ def generate_run_name(rng: random.Random | None = None) -> str:
     return f"{chooser.choice(ADJECTIVES)}-{chooser.choice(SCIENTISTS)}-{chooser.randrange(10_000):04d}"
 
 
-def validate_run_name(name: object) -> str:
-    """Return ``name`` if it is a valid run name, else raise ``ValidationError`` stating the rule."""
+def validate_resource_name(name: object, kind: str, example: str) -> str:
+    """Return ``name`` if it follows the naming rule of runs and datastores, else raise
+    ``ValidationError`` stating the rule for ``kind`` (``"run"``, ``"datastore"``)."""
     if not isinstance(name, str):
-        raise ValidationError(f"run name must be a string, got {type(name).__name__} {name!r}")
+        raise ValidationError(f"{kind} name must be a string, got {type(name).__name__} {name!r}")
     if len(name) > MAX_RUN_NAME_LENGTH or not _RUN_NAME.fullmatch(name):
         raise ValidationError(
-            f"invalid run name {name!r}: use 1 to {MAX_RUN_NAME_LENGTH} lowercase letters, digits and "
-            "hyphens, starting and ending with a letter or digit (e.g. 'churn-sweep-2')"
+            f"invalid {kind} name {name!r}: use 1 to {MAX_RUN_NAME_LENGTH} lowercase letters, digits and "
+            f"hyphens, starting and ending with a letter or digit (e.g. {example!r})"
             + (f"; this one is {len(name)} characters long" if len(name) > MAX_RUN_NAME_LENGTH else "")
         )
     return name
+
+
+def validate_run_name(name: object) -> str:
+    """Return ``name`` if it is a valid run name, else raise ``ValidationError`` stating the rule."""
+    return validate_resource_name(name, "run", "churn-sweep-2")
 
 
 def experiment_name(run_name: str, index: int) -> str:
