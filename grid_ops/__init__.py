@@ -27,8 +27,20 @@ if TYPE_CHECKING:
     from grid_ops.version import __version__
 
 
-_SDK_NAMES = frozenset({"Run", "Experiment", "Resources", "Actions", "ScratchSpace", "api", "login", "list_runs"})
-_SDK_NAMES |= {"Datastore", "list_datastores"}
+_SDK_NAMES = frozenset(
+    {
+        "Run",
+        "Experiment",
+        "Resources",
+        "Actions",
+        "ScratchSpace",
+        "api",
+        "login",
+        "list_runs",
+        "Datastore",
+        "list_datastores",
+    }
+)
 
 __all__ = [
     "Actions",

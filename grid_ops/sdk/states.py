@@ -6,8 +6,13 @@ experiments share one vocabulary (as the original SDK did).
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import TypeVar
+
 from grid_ops.errors import ValidationError
 from grid_ops.schemas import ExperimentState, RunState
+
+E = TypeVar("E", bound=StrEnum)
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "deleted"})
 """Statuses after which a run or experiment no longer changes."""
@@ -30,25 +35,30 @@ def experiment_status(phase: ExperimentState | None) -> str:
     return "unspecified" if phase is None else _strip(str(phase), "EXPERIMENT_STATE_")
 
 
+def _phase(status: str, states: type[E], prefix: str, spellings: dict[str, str], kind: str) -> E:
+    """The wire phase named by ``status`` (short or full, either spelling of cancelled), or a clear error."""
+    text = status.strip().upper()
+    text = text if text.startswith(prefix) else prefix + text
+    text = spellings.get(text, text)
+    try:
+        return states(text)
+    except ValueError:
+        names = (_strip(str(p), prefix) for p in states if not str(p).endswith("UNSPECIFIED"))
+        allowed = ", ".join("cancelled" if n == "canceled" else n for n in names)
+        raise ValidationError(f"unknown {kind} status {status!r}; use one of {allowed}") from None
+
+
 def run_phase(status: str) -> RunState:
     """The wire phase for a run status given as ``"running"``, ``"cancelled"`` or ``"RUN_STATE_RUNNING"``."""
-    text = status.strip().upper()
-    text = text if text.startswith("RUN_STATE_") else f"RUN_STATE_{text}"
-    text = "RUN_STATE_CANCELED" if text == "RUN_STATE_CANCELLED" else text
-    try:
-        return RunState(text)
-    except ValueError:
-        allowed = ", ".join(run_status(p) for p in RunState if p is not RunState.UNSPECIFIED)
-        raise ValidationError(f"unknown run status {status!r}; use one of {allowed}") from None
+    return _phase(status, RunState, "RUN_STATE_", {"RUN_STATE_CANCELLED": "RUN_STATE_CANCELED"}, "run")
 
 
 def experiment_phase(status: str) -> ExperimentState:
     """The wire phase for an experiment status given as ``"running"`` or ``"EXPERIMENT_STATE_RUNNING"``."""
-    text = status.strip().upper()
-    text = text if text.startswith("EXPERIMENT_STATE_") else f"EXPERIMENT_STATE_{text}"
-    text = "EXPERIMENT_STATE_CANCELLED" if text == "EXPERIMENT_STATE_CANCELED" else text
-    try:
-        return ExperimentState(text)
-    except ValueError:
-        allowed = ", ".join(experiment_status(p) for p in ExperimentState if p is not ExperimentState.UNSPECIFIED)
-        raise ValidationError(f"unknown experiment status {status!r}; use one of {allowed}") from None
+    return _phase(
+        status,
+        ExperimentState,
+        "EXPERIMENT_STATE_",
+        {"EXPERIMENT_STATE_CANCELED": "EXPERIMENT_STATE_CANCELLED"},
+        "experiment",
+    )
