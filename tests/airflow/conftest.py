@@ -19,7 +19,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 _HOME = Path(tempfile.mkdtemp(prefix="grid-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+_DAGS = _HOME / "dags"  # the example DAGs and the tests' DAGs, linked into one DAGs folder
+_DAGS.mkdir()
+for _dag_file in [*(ROOT / "dags").glob("*.py"), *(ROOT / "tests" / "airflow" / "dags").glob("*.py")]:
+    (_DAGS / _dag_file.name).symlink_to(_dag_file)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
+os.environ["GRID_OPS_PROJECT_DIR"] = str(ROOT)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
 os.environ["GRID_OPS_HOME"] = str(_HOME / "grid-client")  # never ~/.grid_ops
@@ -65,3 +70,13 @@ def grid_conn(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("AIRFLOW_CONN_GRID_DEFAULT", connection_json(cp))
     monkeypatch.setenv("GRID_OPS_HOME", str(tmp_path / "grid-client"))
     return cp
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: Path) -> object:
+    """Every DAG of the DAGs folder, parsed once; fails on any import error."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(_DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag
