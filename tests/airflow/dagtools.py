@@ -4,6 +4,7 @@ task instances left (state, XCom, task state store)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG
@@ -52,3 +53,5 @@ def fresh_date() -> datetime:
     global _day
     _day += 1
     return START + timedelta(days=_day)
+
+EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
