@@ -31,6 +31,16 @@ def ti_state(dagrun: Any, task_id: str) -> str | None:
         return None if ti.state is None else str(ti.state)
 
 
+def ti_try(dagrun: Any, task_id: str) -> int:
+    """The try number the task instance ended on."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=dagrun.dag_id, run_id=dagrun.run_id, task_id=task_id).one()
+        return int(ti.try_number)
+
+
 def xcom(dagrun: Any, task_id: str, key: str = "return_value") -> Any:
     """The XCom ``key`` of one task instance of ``dagrun`` (deserialised), or None."""
     from airflow.models.xcom import XComModel
