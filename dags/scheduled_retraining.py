@@ -31,7 +31,7 @@ OUTPUT_DIR = os.environ.get("GRID_RETRAIN_DIR") or os.path.join(
 @dag(
     dag_id="scheduled_retraining",
     schedule="@daily",
-    start_date=datetime(2026, 11, 1),
+    start_date=datetime(2025, 1, 1),
     catchup=False,
     params={"C": "[1, 10]", "gamma": "[0.001, 0.01]", "output_dir": OUTPUT_DIR},
     tags=["grid-ops", "example"],

@@ -149,8 +149,10 @@ class GridHook(BaseHook):
         """The SDK's client for this connection (pass it as ``client=`` to ``Run``, ``Datastore`` ...)."""
         credentials, cluster, embedded = self._resolved
         reconnect = (lambda: ensure_local_server(grid_ops_home())) if embedded else None
-        return _StateClient.from_credentials(
-            credentials,
+        return _StateClient(
+            credentials.url,
+            credentials.user_id,
+            credentials.api_key,
             cluster_id=cluster,
             max_retries=self.max_retries,
             backoff=self.retry_backoff,

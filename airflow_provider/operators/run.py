@@ -159,14 +159,14 @@ class GridRunOperator(ResumableJobMixin, BaseOperator):
         self.path = path
         self.dockerfile = dockerfile
         self.auto_resume = auto_resume
-        self.resources = resources
+        self.grid_resources = resources  # BaseOperator.resources is Airflow's own (executor resources)
         self.datastore = datastore
         self.datastore_mount_dir = datastore_mount_dir
         self.actions = actions
         self.scratch = scratch
         self.cluster_id = cluster_id
         self.config_file = config_file
-        self.dry_run = dry_run
+        self.grid_dry_run = dry_run  # BaseOperator.dry_run() is a method
         self.relative_working_dir = relative_working_dir
         self.max_parallel = max_parallel
         self.metrics_pattern = metrics_pattern
@@ -193,7 +193,7 @@ class GridRunOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         """Plan (``dry_run``), or submit or re-attach, then wait as configured."""
         try:
-            if self.dry_run:
+            if self.grid_dry_run:
                 return self._plan(context)
             return self.execute_resumable(context)
         except GridError as exc:
@@ -331,14 +331,14 @@ class GridRunOperator(ResumableJobMixin, BaseOperator):
             path=Path(path) if path is not None else None,
             dockerfile=self.dockerfile,
             auto_resume=self.auto_resume,
-            resources=_component(Resources, self.resources, "resources"),
+            resources=_component(Resources, self.grid_resources, "resources"),
             datastore=self.datastore,
             datastore_mount_dir=self.datastore_mount_dir,
             actions=_component(Actions, self.actions, "actions"),
             scratch=_component(ScratchSpace, self.scratch, "scratch"),
             cluster_id=cluster,
             config_file=self.config_file,
-            dry_run=self.dry_run,
+            dry_run=self.grid_dry_run,
             relative_working_dir=self.relative_working_dir,
             max_parallel=self.max_parallel,
             metrics_pattern=self.metrics_pattern,

@@ -40,7 +40,7 @@ class _GridStateTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
         cancel_on_timeout: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.name = name
         self.cluster_id = cluster_id
         self.grid_conn_id = grid_conn_id
@@ -72,7 +72,7 @@ class _GridStateTrigger(BaseTrigger):
         return GridHook(grid_conn_id=self.grid_conn_id, cluster_id=self.cluster_id)
 
     def _event(self, status: str, state: RemoteState | None, message: str) -> TriggerEvent:
-        return TriggerEvent(
+        return TriggerEvent(  # type: ignore[no-untyped-call]
             {
                 "status": status,
                 "kind": self.kind,

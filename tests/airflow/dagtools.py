@@ -3,13 +3,13 @@ task instances left (state, XCom, task state store)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def run_dag(dag: DAG, logical_date: datetime | None = None, run_after: datetime | None = None, **kwargs: Any) -> Any:
@@ -23,11 +23,7 @@ def ti_state(dagrun: Any, task_id: str) -> str | None:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        ti = (
-            session.query(TaskInstance)
-            .filter_by(dag_id=dagrun.dag_id, run_id=dagrun.run_id, task_id=task_id)
-            .one()
-        )
+        ti = session.query(TaskInstance).filter_by(dag_id=dagrun.dag_id, run_id=dagrun.run_id, task_id=task_id).one()
         return None if ti.state is None else str(ti.state)
 
 
@@ -63,5 +59,6 @@ def fresh_date() -> datetime:
     global _day
     _day += 1
     return START + timedelta(days=_day)
+
 
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")

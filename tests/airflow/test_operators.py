@@ -25,7 +25,7 @@ from tests.core.datastore_helpers import make_tree, random_bytes, unique
 
 OK = "python -c \"print('val_accuracy=0.5')\""
 FAILS = "python -c \"import sys; print('boom-marker on stdout'); sys.exit(3)\""
-SLOW = "python -c \"import time; time.sleep(60)\""
+SLOW = 'python -c "import time; time.sleep(60)"'
 
 
 def client_of(cp: ControlPlane) -> GridClient:
@@ -97,7 +97,7 @@ def test_a_crash_between_submit_and_save_reattaches_by_name(
     grid_conn: ControlPlane, dagbag: Any, dag_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRID_TEST_CRASH", "after_submit")  # try 1 dies before the name reaches the store
-    command = 'python -c "import time; time.sleep(2); print(\'val_accuracy=1\')"'
+    command = "python -c \"import time; time.sleep(2); print('val_accuracy=1')\""
     dr = dagbag.get_dag(dag_id).test(logical_date=fresh_date(), run_conf={"command": command})
     assert ti_state(dr, "sweep") == "success" and ti_try(dr, "sweep") == 2
     (only,) = runs_named(grid_conn, dag_id.replace("_", "-"))  # one run, not two

@@ -36,7 +36,9 @@ def test_provider_info_is_found_through_the_entry_point_and_matches_airflows_sch
 
 def test_every_class_the_provider_info_lists_imports() -> None:
     info = _provider_info()
-    modules = [m for key in ("hooks", "operators", "sensors", "triggers") for e in info[key] for m in e["python-modules"]]
+    modules = [
+        m for key in ("hooks", "operators", "sensors", "triggers") for e in info[key] for m in e["python-modules"]
+    ]
     for module in modules:
         importlib.import_module(module)
     for path in [*info["extra-links"], *(c["hook-class-name"] for c in info["connection-types"])]:

@@ -68,7 +68,9 @@ grid_test_reattach_store = _sweep(
     name="store-{{ params.tag }}-try{{ ti.try_number }}",
     **RETRY,
 )
-grid_test_reattach_deferred = _sweep("grid_test_reattach_deferred", operator=CrashingRunOperator, deferrable=True, **RETRY)
+grid_test_reattach_deferred = _sweep(
+    "grid_test_reattach_deferred", operator=CrashingRunOperator, deferrable=True, **RETRY
+)
 
 with DAG("grid_test_sensors", schedule=None, start_date=START, catchup=False, params={"run": "", "experiment": ""}):
     RunSensor(task_id="run_poke", run_name="{{ params.run }}", poke_interval=0.5, timeout=120)
