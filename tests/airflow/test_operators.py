@@ -217,16 +217,7 @@ def test_a_retried_upload_resumes_the_interrupted_one(
 ) -> None:
     """The earlier try is stood in for by an SDK upload interrupted after a few parts (as a killed worker
     leaves it); the operator's try on the same worker finishes that version instead of starting another."""
-    from grid_ops.upload.progress import Progress
-
-    class StopAfter(Progress):
-        def __init__(self, n: int) -> None:
-            self.n = n
-
-        def advance(self, nbytes: int) -> None:
-            self.n -= 1
-            if self.n <= 0:
-                raise KeyboardInterrupt
+    from tests.core.test_datastores import StopAfter  # interrupts an upload after n parts
 
     monkeypatch.setenv("GRID_OPS_UPLOAD_PART_SIZE", "10000")
     monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
