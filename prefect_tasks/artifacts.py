@@ -110,8 +110,11 @@ def experiment_rows(client: GridClient, run: Run, metric: str | None) -> list[di
     return rows
 
 
-def summary_markdown(run: Run, best: dict[str, Any] | None, metric: str | None, mode: str) -> str:
-    """The markdown summary of an ended run: status, counts, cost, and the best experiment by ``metric``."""
+def summary_markdown(
+    run: Run, best: dict[str, Any] | None, metric: str | None, mode: str, failures: list[str] | None = None
+) -> str:
+    """The markdown summary of an ended run: status, counts, cost, what failed, and the best experiment by
+    ``metric``."""
     counts = ", ".join(f"{n} {state}" for state, n in run.experiment_counts.items() if n)
     lines = [
         f"# grid-ops run `{run.name}`: {run.status}",
@@ -122,6 +125,7 @@ def summary_markdown(run: Run, best: dict[str, Any] | None, metric: str | None, 
     ]
     if run.message and run.status != "succeeded":
         lines.append(f"- **Why:** {run.message}")
+    lines.extend(f"  - {failure}" for failure in failures or [])
     if metric:
         if best is not None:
             params = ", ".join(f"`{k}={v}`" for k, v in best["parameters"].items())
@@ -135,7 +139,12 @@ def summary_markdown(run: Run, best: dict[str, Any] | None, metric: str | None, 
 
 
 def create_run_report(
-    client: GridClient, run: Run, metric: str | None, mode: str, best: dict[str, Any] | None
+    client: GridClient,
+    run: Run,
+    metric: str | None,
+    mode: str,
+    best: dict[str, Any] | None,
+    failures: list[str] | None = None,
 ) -> tuple[UUID, UUID]:
     """The table and markdown artifacts of an ended ``run``; returns their ids."""
     try:
@@ -150,7 +159,7 @@ def create_run_report(
     )
     summary = _sync(
         create_markdown_artifact,
-        markdown=summary_markdown(run, best, metric, mode),
+        markdown=summary_markdown(run, best, metric, mode, failures),
         key=artifact_key(run.name, "summary"),
         description=f"Summary of grid-ops run `{run.name}`",
     )

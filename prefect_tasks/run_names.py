@@ -6,8 +6,8 @@ second sweep. The names follow ``grid_ops.names`` (lowercase letters, digits, in
 
 from __future__ import annotations
 
-import hashlib
 import re
+import threading
 from uuid import UUID
 
 from prefect.context import FlowRunContext, TaskRunContext
@@ -31,25 +31,42 @@ def flow_run_key(flow_run_id: UUID) -> str:
     return flow_run_id.hex[:12]
 
 
+_COUNTER = "prefect_tasks.start_run"
+_index_lock = threading.Lock()
+
+
+def _call_index(flow_ctx: FlowRunContext, task_run_id: UUID) -> int:
+    """Which start of a run this task run is within the current attempt of its flow run (0, 1, ...).
+
+    Kept in the flow run context, which Prefect makes afresh for every attempt of the flow run, and
+    remembered per task run, so that a retried task keeps its index and a retried flow run counts again
+    from 0, calling its tasks in the same order. (Prefect's own dynamic keys of direct task calls are
+    random, so they cannot serve.)
+    """
+    keys = flow_ctx.task_run_dynamic_keys
+    mine = f"{_COUNTER}:{task_run_id}"
+    with _index_lock:
+        if mine not in keys:
+            keys[mine] = keys[_COUNTER] = int(keys.get(_COUNTER, -1)) + 1
+        return int(keys[mine])
+
+
 def deterministic_run_name() -> str:
     """The run name for the task or flow run now executing.
 
-    Inside a task run of a flow run: ``<flow>-<flow run id>-<call index>``, the call index being Prefect's
-    dynamic key of the task call (stable when the flow run is retried). Inside a flow run only:
-    ``<flow>-<flow run id>``. Outside Prefect: a fresh generated name.
+    Inside a task run of a flow run: ``<flow>-<flow run id>-<N>`` for the N-th run started (from 0) by
+    this attempt of the flow run, the same on every retry of the task or the flow run. Inside a flow run
+    only: ``<flow>-<flow run id>``. In a task run without a flow run: ``<task>-<task run id>``. Outside
+    Prefect: a fresh generated name.
     """
     flow_ctx = FlowRunContext.get()
     task_ctx = TaskRunContext.get()
     flow_name = flow_ctx.flow.name if flow_ctx is not None and flow_ctx.flow is not None else None
-    if task_ctx is not None:
-        task_run = task_ctx.task_run
-        if task_run.flow_run_id is not None:
-            key = str(task_run.dynamic_key)
-            if not key.isdigit():  # submitted tasks can have uuid-like keys: keep them short
-                key = hashlib.sha256(key.encode()).hexdigest()[:8]
-            base = f"{slug(flow_name or task_ctx.task.name)}-{flow_run_key(task_run.flow_run_id)}-{key}"
-        else:
-            base = f"{slug(task_ctx.task.name)}-{flow_run_key(task_run.id)}"
+    if task_ctx is not None and flow_ctx is not None and flow_ctx.flow_run is not None:
+        index = _call_index(flow_ctx, task_ctx.task_run.id)
+        base = f"{slug(flow_name or task_ctx.task.name)}-{flow_run_key(flow_ctx.flow_run.id)}-{index}"
+    elif task_ctx is not None:
+        base = f"{slug(task_ctx.task.name)}-{flow_run_key(task_ctx.task_run.id)}"
     elif flow_ctx is not None and flow_ctx.flow_run is not None:
         base = f"{slug(flow_name or 'prefect')}-{flow_run_key(flow_ctx.flow_run.id)}"
     else:

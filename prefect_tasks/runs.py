@@ -64,9 +64,17 @@ def run_summary(client: GridClient, run: Run) -> dict[str, Any]:
 
 
 def failure_details(run: Run) -> list[str]:
-    """What went wrong in the run's failed experiments (the first few), and where to read more."""
-    failed = [e for e in run.experiments if e.status == "failed"]
-    details = [f"{e.name}: {e.message or 'failed'}" for e in failed[:FAILED_SHOWN]]
+    """What went wrong in the run's failed experiments (the first few), and where to read more; empty
+    when the control plane cannot say (this is only ever extra information)."""
+    try:
+        failed = [e for e in run.experiments if e.status == "failed"]
+        details = []
+        for experiment in failed[:FAILED_SHOWN]:
+            lines = experiment.logs(tail=1).strip().splitlines()
+            said = f"; last log line: {lines[-1][:300]}" if lines else ""
+            details.append(f"{experiment.name}: {experiment.message or 'failed'}{said}")
+    except GridError:
+        return []
     if len(failed) > FAILED_SHOWN:
         details.append(f"... and {len(failed) - FAILED_SHOWN} more failed experiments")
     if failed:
@@ -75,10 +83,7 @@ def failure_details(run: Run) -> list[str]:
 
 
 def _not_succeeded(run: Run) -> RunNotSucceeded:
-    try:
-        details = failure_details(run)
-    except GridError:
-        details = []
+    details = failure_details(run)
     reason = f": {run.message}" if run.message else ""
     return RunNotSucceeded(f"grid-ops run {run.name!r} {run.status}{reason}", status=run.status, details=details)
 
@@ -372,7 +377,8 @@ def report_run(
             best = best_experiment(client, run, metric, mode)
         except NotFoundError:
             best = None
-    table, summary = artifacts.create_run_report(client, run, metric, mode, best)
+    failures = failure_details(run) if run.status != "succeeded" else None
+    table, summary = artifacts.create_run_report(client, run, metric, mode, best, failures)
     return {"table": str(table), "summary": str(summary)}
 
 

@@ -48,7 +48,7 @@ SCRIPTS = {
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect server (the real ``prefect_test_harness``) for every test."""
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # a loaded 2-core machine can take a while
         yield
 
 
