@@ -92,19 +92,39 @@ async def aflow_run_cancel_requested(flow_run_id: UUID) -> bool:
     return state is not None and state.type in CANCEL_STATES
 
 
+def _saved_credentials(url: str, user_id: str | None) -> GridCredentials | None:
+    """The saved GridCredentials block for ``url`` and ``user_id`` (flow run parameters keep a block's
+    fields with the key masked, so the key comes from the saved block)."""
+    try:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type("grid-credentials", include_secrets=True)
+    except Exception as exc:  # no such block type yet, or the API is away
+        log.debug("could not read the saved GridCredentials blocks: %s", exc)
+        return None
+    for document in documents:
+        data = document.data
+        if data.get("url") == url and data.get("user_id") == user_id:
+            return GridCredentials.model_validate(data)
+    return None
+
+
 def _known_credentials(flow_run: FlowRun) -> list[GridCredentials]:
-    """Credentials a flow run was given as saved blocks (``{"$ref": ...}`` parameters), else the default
-    ones when they point at a control plane that is configured or already running (a hook never starts
-    the embedded control plane)."""
+    """The credentials a flow run was given, as far as they can be recovered outside its process: saved
+    blocks (by reference, or by URL and user among the saved ones), else the default credentials when
+    they point at a control plane that is configured or already running (a hook never starts the
+    embedded control plane)."""
     found: list[GridCredentials] = []
     for value in (flow_run.parameters or {}).values():
+        block: Any = None
         if isinstance(value, dict) and "$ref" in value:
             try:
-                block: Any = GridCredentials.load_from_ref(value["$ref"], _sync=True)  # type: ignore[call-arg]
+                block = GridCredentials.load_from_ref(value["$ref"], _sync=True)  # type: ignore[call-arg]
             except Exception:  # a reference to another block type, or one since deleted
                 continue
-            if isinstance(block, GridCredentials):
-                found.append(block)
+        elif isinstance(value, dict) and isinstance(value.get("url"), str) and "api_key" in value:
+            block = _saved_credentials(value["url"], value.get("user_id"))
+        if isinstance(block, GridCredentials):
+            found.append(block)
     if not found:
         try:
             configured = load_credentials() is not None or running_local_credentials() is not None
