@@ -121,9 +121,8 @@ def _run_options(
         "description": description,
         "cluster_id": cluster_id,
     }
-    resources = {"instance_type": instance_type, "use_spot": use_spot, "cpus": cpus, "gpus": gpus}
-    if any(value not in (None, False) for value in resources.values()):
-        options["resources"] = Resources(**{k: v for k, v in resources.items() if v is not None})
+    if instance_type is not None or use_spot or cpus or gpus:
+        options["resources"] = Resources(instance_type=instance_type, use_spot=use_spot, cpus=cpus or 0, gpus=gpus or 0)
     options.update(run_options or {})
     return {key: value for key, value in options.items() if value is not None}
 
