@@ -8,6 +8,8 @@ interrupts it. Run it with ``retries=`` and a retry reattaches to the run alread
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from prefect import flow
@@ -33,9 +35,24 @@ HOOKS: dict[str, Any] = {
 }
 
 
-def _result(
-    run_name: str, summary: dict[str, Any], best: dict[str, Any] | None, datastore: str | None
+def _start_kwargs(arguments: dict[str, Any], datastore: str | None) -> dict[str, Any]:
+    """``start_run``'s keyword arguments from the flow's arguments."""
+    names = ("name", "path", "strategy", "num_trials", "env_vars", "datastore_mount_dir", "instance_type")
+    more = ("max_parallel", "cluster_id", "run_options")
+    return {key: arguments[key] for key in names + more} | {"datastore": datastore}
+
+
+def _conclude(
+    run_name: str,
+    credentials: GridCredentials | None,
+    metric: str | None,
+    mode: str,
+    summary: dict[str, Any],
+    datastore: str | None,
 ) -> dict[str, Any]:
+    """After a run that succeeded: its best experiment, the report artifacts, and the flow's result."""
+    best = get_best_experiment(run_name, metric, mode, credentials) if metric else None
+    report_run(run_name, credentials, metric, mode, best)
     return {
         "run_name": run_name,
         "status": summary["status"],
@@ -47,8 +64,7 @@ def _result(
     }
 
 
-@flow(name="grid-sweep", **HOOKS)
-def sweep_flow(
+def _sweep(
     command: str,
     credentials: GridCredentials | None = None,
     metric: str | None = None,
@@ -93,23 +109,10 @@ def sweep_flow(
         timeout: cancel the run and fail when it has not ended after this many seconds.
         run_options: any other ``grid_ops.Run`` argument.
     """
+    arguments = dict(locals())
     uploaded = upload_datastore(datastore_source, datastore_name, credentials) if datastore_source else None
     mounted = uploaded["ref"] if uploaded else datastore
-    run_name = start_run(
-        command,
-        credentials,
-        name=name,
-        path=path,
-        strategy=strategy,
-        num_trials=num_trials,
-        env_vars=env_vars,
-        datastore=mounted,
-        datastore_mount_dir=datastore_mount_dir,
-        instance_type=instance_type,
-        max_parallel=max_parallel,
-        cluster_id=cluster_id,
-        run_options=run_options,
-    )
+    run_name = start_run(command, credentials, **_start_kwargs(arguments, mounted))
     try:
         summary = wait_for_run(run_name, credentials, poll_interval, timeout)
     except FlowRunCancelled as exc:
@@ -117,58 +120,29 @@ def sweep_flow(
     except RunNotSucceeded:
         report_run(run_name, credentials, metric, mode)
         raise
-    best = get_best_experiment(run_name, metric, mode, credentials) if metric else None
-    report_run(run_name, credentials, metric, mode, best)
-    return _result(run_name, summary, best, mounted)
+    return _conclude(run_name, credentials, metric, mode, summary, mounted)
+
+
+sweep_flow = flow(name="grid-sweep", **HOOKS)(_sweep)
 
 
 @flow(name="grid-sweep-async", **HOOKS)
-async def sweep_flow_async(
-    command: str,
-    credentials: GridCredentials | None = None,
-    metric: str | None = None,
-    mode: str = "max",
-    datastore_source: str | None = None,
-    datastore_name: str | None = None,
-    datastore: str | None = None,
-    datastore_mount_dir: str | None = None,
-    name: str | None = None,
-    path: str | None = None,
-    strategy: str = "grid_search",
-    num_trials: int = 0,
-    env_vars: dict[str, Any] | None = None,
-    instance_type: str | None = None,
-    max_parallel: int | None = None,
-    cluster_id: str | None = None,
-    poll_interval: float = 5.0,
-    timeout: float | None = None,
-    run_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+@functools.wraps(_sweep, assigned=("__module__", "__annotations__"))
+async def sweep_flow_async(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """Async form of ``sweep_flow`` (same arguments and result): waits without holding a thread."""
-    uploaded = await upload_datastore_async(datastore_source, datastore_name, credentials) if datastore_source else None
-    mounted = uploaded["ref"] if uploaded else datastore
-    run_name: str = await start_run_async(
-        command,
-        credentials,
-        name=name,
-        path=path,
-        strategy=strategy,
-        num_trials=num_trials,
-        env_vars=env_vars,
-        datastore=mounted,
-        datastore_mount_dir=datastore_mount_dir,
-        instance_type=instance_type,
-        max_parallel=max_parallel,
-        cluster_id=cluster_id,
-        run_options=run_options,
-    )
+    bound = inspect.signature(_sweep).bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = bound.arguments
+    credentials, metric, mode = arguments["credentials"], arguments["metric"], arguments["mode"]
+    source = arguments["datastore_source"]
+    uploaded = await upload_datastore_async(source, arguments["datastore_name"], credentials) if source else None
+    mounted = uploaded["ref"] if uploaded else arguments["datastore"]
+    run_name: str = await start_run_async(arguments["command"], credentials, **_start_kwargs(arguments, mounted))
     try:
-        summary = await wait_for_run_async(run_name, credentials, poll_interval, timeout)
+        summary = await wait_for_run_async(run_name, credentials, arguments["poll_interval"], arguments["timeout"])
     except FlowRunCancelled as exc:
         return Cancelled(message=str(exc))  # type: ignore[return-value]  # the flow run ends Cancelled
     except RunNotSucceeded:
         report_run(run_name, credentials, metric, mode)
         raise
-    best = get_best_experiment(run_name, metric, mode, credentials) if metric else None
-    report_run(run_name, credentials, metric, mode, best)
-    return _result(run_name, summary, best, mounted)
+    return _conclude(run_name, credentials, metric, mode, summary, mounted)

@@ -31,13 +31,13 @@ def test_sweep_flow_uploads_sweeps_picks_the_best_and_reports(
         creds,
         metric="val_accuracy",
         datastore_source=str(data),
-        datastore_name="digits-daily",
+        datastore_name="digits-sweep-flow",
         path=str(src),
         poll_interval=0.3,
     )
     name = out["run_name"]
     assert out["status"] == "succeeded"
-    assert out["datastore"] == "digits-daily:1"
+    assert out["datastore"] == "digits-sweep-flow:1"
     assert out["experiments"] == {"succeeded": 4}
     assert out["cost"] > 0
     best = out["best_experiment"]
