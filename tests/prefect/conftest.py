@@ -3,7 +3,9 @@ control plane on 127.0.0.1, both for the whole session; small real experiment sc
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 # Prefect reads its settings when imported: keep it off ~/.prefect, offline and quiet before that.
 _PREFECT_HOME = Path(os.environ.get("TMPDIR", "/tmp")) / f"grid-ops-prefect-tests-{os.getpid()}"
 os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+atexit.register(shutil.rmtree, _PREFECT_HOME, True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_UI_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
