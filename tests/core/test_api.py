@@ -488,18 +488,6 @@ def test_an_ended_experiment_keeps_its_log_but_not_its_copy_of_the_source(cp: Co
     assert cp.ok("GET", "/v1/core/local/experiments/tidy-exp0/logs")["data"] == "xxxxxxxxxx\n"
 
 
-def test_a_dependency_file_of_the_source_is_reported_as_not_installed(cp: ControlPlane) -> None:
-    spec = {"image": {"dependencyFileInfo": {"path": "requirements.txt"}}}
-    r = create(cp, "deps-note", "hello.py", localDir=True, **spec)
-    assert r.status_code == 200, r.text
-    tar = _tar({"hello.py": b"print('ran')", "requirements.txt": b"tabulate\n"})
-    assert requests.put(r.json()["status"]["uploadUrl"], data=tar, timeout=10).status_code == 200
-    assert cp.wait_run("deps-note")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
-    log = cp.ok("GET", "/v1/core/local/experiments/deps-note-exp0/logs")["data"]
-    assert "the dependency file requirements.txt is not installed by this control plane yet" in log
-    assert log.endswith("ran\n")
-
-
 def test_python_output_reaches_the_log_unbuffered_in_the_order_written(cp: ControlPlane) -> None:
     script = "import sys; print('first'); print('second', file=sys.stderr); print('third')"
     assert create(cp, "unbuffered", f'{PY} -c "{script}"').status_code == 200
