@@ -26,7 +26,7 @@ from grid_ops.errors import GridError, NotFoundError, ValidationError
 from tests.core.controlplane import ControlPlane
 
 SHOW = (
-    "python -c \"import importlib.util, os, sys, tinypkg_{tag}; "
+    'python -c "import importlib.util, os, sys, tinypkg_{tag}; '
     "print('value', tinypkg_{tag}.VALUE, 'in-env', sys.prefix == os.environ['VIRTUAL_ENV'], "
     "'base-packages', importlib.util.find_spec('requests') is not None, 'prefix', sys.prefix)\""
 )
@@ -138,7 +138,9 @@ def test_twenty_experiments_share_one_build_and_a_later_run_reuses_it(
     assert "Installed 1 package" not in log(cp, builders[0])
     assert Experiment(builders[0]).logs(build=True) == logs[builders[0]]
     # a second run with the same requirements uses the same environment without building
-    start(cp, "env-twenty-again", SHOW.format(tag="twenty") + ' --i "[1, 2]"', source("twenty"), actions=actions, env=env)
+    start(
+        cp, "env-twenty-again", SHOW.format(tag="twenty") + ' --i "[1, 2]"', source("twenty"), actions=actions, env=env
+    )
     assert cp.wait_run("env-twenty-again", timeout=60)["status"]["phase"] == "RUN_STATE_SUCCEEDED"
     assert counter.read_text() == "built\n"
     for e in cp.experiments("env-twenty-again"):
@@ -181,7 +183,7 @@ def test_build_actions_run_in_order_into_the_build_log_while_the_run_is_building
         "onBuildEnd": ["echo end ${GRID_EXPERIMENT_NAME}"],
         "onExperimentStart": ["echo experiment start"],
     }
-    start(cp, "env-actions", 'python -c "print(\'command\')"', source("actions"), actions=actions)
+    start(cp, "env-actions", "python -c \"print('command')\"", source("actions"), actions=actions)
     seen = set()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -250,7 +252,7 @@ def test_without_uv_the_environment_is_built_with_pip(cp: ControlPlane) -> None:
 
 
 def test_a_run_without_its_dependency_file_runs_with_the_python_of_grid_ops(cp: ControlPlane) -> None:
-    start(cp, "env-none", 'python -c "import requests; print(\'has requests\')"', {"x.txt": b""})
+    start(cp, "env-none", "python -c \"import requests; print('has requests')\"", {"x.txt": b""})
     assert cp.wait_run("env-none")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
     assert log(cp, "env-none-exp0") == "has requests\n"
     chunk = cp.ok("GET", "/v1/core/local/experiments/env-none-exp0/logs", params={"build": "true"})
