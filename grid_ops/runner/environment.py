@@ -21,16 +21,19 @@ While an experiment builds or waits, the control plane shows it ``image_building
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+
+# Annotations only (strings at run time): ``typing``, ``contextlib`` and ``shutil`` would cost the
+# supervisor more than the rest of this module when an environment is found ready in the cache.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _TAIL_LINES = 25
 _TAIL_CHARS = 3000
@@ -147,20 +150,35 @@ def ready(link: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def locked(cache: str, key: str, waiting: Callable[[], None]) -> Iterator[None]:
-    """Hold the key's lock (released by the kernel if this process dies); ``waiting`` is called first
-    when another process holds it."""
-    fd = os.open(os.path.join(cache, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+class Locked:
+    """``with Locked(cache, key, waiting):`` holds the key's lock (released by the kernel if this process
+    dies); ``waiting`` is called first when another process holds it."""
+
+    def __init__(self, cache: str, key: str, waiting: Callable[[], None]) -> None:
+        self.path = os.path.join(cache, f"{key}.lock")
+        self.waiting = waiting
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+            self.waiting()
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
+
+
+def _unlink(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs the supervisor milliseconds to import
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _failed_marker(cache: str, key: str) -> str:
@@ -178,8 +196,7 @@ def earlier_failure(cache: str, key: str, run_id: str) -> dict[str, Any] | None:
         return None
     if failure.get("run") == run_id:
         return failure
-    with contextlib.suppress(OSError):
-        os.unlink(marker)
+    _unlink(marker)
     return None
 
 
@@ -191,6 +208,8 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 
 
 def _remove_tree(path: str) -> None:
+    import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -313,13 +332,12 @@ def dependency_environment(sup: Any, env: dict[str, str], relpath: str) -> dict[
     os.makedirs(os.path.join(cache, "builds"), exist_ok=True)
     link = os.path.join(cache, key)
     log = BuildLog(env.get("GRID_OPS_BUILD_LOG_FILE") or env["GRID_OPS_LOG_FILE"] + ".build")
-    reporter = sup.get_reporter()
     found = ready(link)
     if found is not None:  # the common case: built earlier on this node, by this run or another
         _reused(log, found, key)
-        reporter.follow_build_log(log.path)
-        reporter.finish_build_log()
+        sup.after_start(lambda: _send_whole(sup.get_reporter(), log.path))  # off the command's start path
     else:
+        reporter = sup.get_reporter()
         reporter.set_phase("image_building")
         reporter.follow_build_log(log.path)
         try:
@@ -329,6 +347,12 @@ def dependency_environment(sup: Any, env: dict[str, str], relpath: str) -> dict[
         reporter.set_phase("running")
     sup.note(f"the command runs in the environment of {relpath}: {found} (its build log: logs --build)")
     return activation(found, kind, env)
+
+
+def _send_whole(reporter: Any, path: str) -> None:
+    """Send a complete build log (from the reporter's thread)."""
+    reporter.follow_build_log(path)
+    reporter.finish_build_log()
 
 
 def _reused(log: BuildLog, folder: str, key: str) -> None:
@@ -364,7 +388,7 @@ def _build_once(
     this run failed, or build; the environment's folder."""
     link = os.path.join(cache, key)
     run_id = env.get("GRID_RUN_ID") or env.get("GRID_RUN_NAME") or ""
-    with locked(cache, key, lambda: log.note(f"waiting for another experiment's build of environment {key}")):
+    with Locked(cache, key, lambda: log.note(f"waiting for another experiment's build of environment {key}")):
         found = ready(link)
         if found is not None:
             _reused(log, found, key)
@@ -407,7 +431,8 @@ def _build_once(
             raise BuildFailed(message) from None
         seconds = time.monotonic() - started
         log.note(f"environment built in {seconds:.1f} s")
-        shutil.copyfile(log.path, os.path.join(target, "grid-build.log"))
+        with open(log.path, "rb") as src, open(os.path.join(target, "grid-build.log"), "wb") as dst:
+            dst.write(src.read())
         _write_json(
             os.path.join(target, "grid-env.json"),
             {
@@ -423,8 +448,7 @@ def _build_once(
         tmp = f"{link}.tmp-{os.getpid()}"
         os.symlink(target, tmp)
         os.replace(tmp, link)  # the environment exists from this instant on, whole
-        with contextlib.suppress(OSError):
-            os.unlink(_failed_marker(cache, key))
+        _unlink(_failed_marker(cache, key))
         return target
 
 

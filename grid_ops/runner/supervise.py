@@ -109,6 +109,7 @@ class Supervisor:
         self.metrics_broken = False
         self.reason: str | None = None
         self.stopping = False  # SIGTERM or SIGINT arrived
+        self.started: list[Any] = []  # what to do once the experiment's first process has started
 
     def note(self, text: str) -> None:
         """A line of our own in the experiment's log, marked as coming from grid-ops."""
@@ -208,6 +209,18 @@ class Supervisor:
             self.reason = self.reason or failure
         return code
 
+    def after_start(self, work: Any) -> None:
+        """Do ``work`` (a callable) right after the experiment's first process (action or command) has
+        started, rather than on the way to starting it."""
+        self.started.append(work)
+
+    def _after_start(self) -> None:
+        while self.started:
+            try:
+                self.started.pop(0)()
+            except Exception as exc:  # reporting must never stop the experiment
+                self.note(f"reporting failed: {type(exc).__name__}: {exc}")
+
     def _environment(self) -> int:
         """Build or find the run's dependency environment and check the framework's tools
         (``runner/environment.py``, loaded only when the run asks for either); 0, or 1 with ``self.reason``."""
@@ -275,6 +288,8 @@ class Supervisor:
         metrics); its status as ``subprocess`` gives it."""
         write = output or self.output
         pid, out = _spawn(argv, env, cwd)
+        if output is None:
+            self._after_start()
         last_file_check = time.monotonic()
         while True:
             try:
@@ -306,6 +321,7 @@ class Supervisor:
 
     def _finish(self) -> None:
         """Report what is left and upload the artifacts; a failure here is noted, never raised."""
+        self._after_start()  # when nothing started (a datastore that failed, say)
         try:
             self._report_rest()
         except Exception as exc:

@@ -6,14 +6,11 @@ Requirements files install a tiny wheel that the test writes into the source (``
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import io
 import json
 import tarfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +21,13 @@ from grid_ops import Experiment, Run
 from grid_ops.cli.main import cli
 from grid_ops.errors import GridError, NotFoundError, ValidationError
 from tests.core.controlplane import ControlPlane
+from tests.core.wheels import wheel
 
 SHOW = (
     'python -c "import importlib.util, os, sys, tinypkg_{tag}; '
     "print('value', tinypkg_{tag}.VALUE, 'in-env', sys.prefix == os.environ['VIRTUAL_ENV'], "
     "'base-packages', importlib.util.find_spec('requests') is not None, 'prefix', sys.prefix)\""
 )
-
-
-def wheel(name: str, version: str, code: str) -> tuple[str, bytes]:
-    """A pure-Python wheel of one module, written by hand (so that no build backend is needed)."""
-    dist = f"{name}-{version}"
-    files = {
-        f"{name}.py": code,
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    buf = io.BytesIO()
-    record = []
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, text in files.items():
-            data = text.encode()
-            z.writestr(path, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{path},sha256={digest},{len(data)}")
-        record.append(f"{dist}.dist-info/RECORD,,")
-        z.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
-    return f"wheels/{dist}-py3-none-any.whl", buf.getvalue()
 
 
 def source(tag: str, requirement: str | None = None, extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
