@@ -21,7 +21,7 @@ from pathlib import Path
 from common import median, plane, wait_done
 
 from grid_ops import Run
-from tests.core.wheels import wheel
+from tests.core.sources import wheel
 
 COMMAND = "python -c \"import os, time; open(os.environ['MARKS'], 'a').write(f'{time.time()}\\n')\""
 

@@ -32,8 +32,10 @@ def _write(text: str) -> None:
 @cluster_option
 @output.output_option
 def logs(experiment: str, follow: bool, tail: int | None, offset: int | None, build: bool) -> None:
-    """Print the log of EXPERIMENT (a name such as my-run-exp0, or an id), or with --build the log of
-    the build of its dependency environment (requirements.txt or environment.yml).
+    """Print the log of EXPERIMENT (a name such as my-run-exp0, or an id).
+
+    With --build, print the log of the build of its dependency environment (requirements.txt or
+    environment.yml) instead.
 
     With -o json, print {"experiment", "data", "offset", "nextOffset", "size", "eof"} instead of the text.
     """

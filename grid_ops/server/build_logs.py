@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from grid_ops.server.log_files import read_slice
+
 
 class OffsetMismatch(Exception):
     """A piece starts past the end of what is stored; ``size`` is where the stored log ends."""
@@ -55,13 +57,7 @@ class BuildLogs:
 
     def read(self, experiment_id: str, offset: int, limit: int) -> tuple[bytes, int]:
         """Up to ``limit`` bytes from ``offset``, and the log's size (0 when there is none)."""
-        try:
-            with open(self.path(experiment_id), "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(min(offset, size))
-                return f.read(max(0, limit)), size
-        except FileNotFoundError:
-            return b"", 0
+        return read_slice(self.path(experiment_id), offset, limit)
 
     def exists(self, experiment_id: str) -> bool:
         return self.path(experiment_id).exists()

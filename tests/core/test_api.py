@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
 import time
 from datetime import datetime
 from typing import Any
@@ -13,6 +10,7 @@ import pytest
 import requests
 
 from tests.core.controlplane import ControlPlane, add_user
+from tests.core.sources import tar_gz as _tar
 
 PY = "python3"
 SLEEP = f'{PY} -c "import sys, time; time.sleep(float(sys.argv[1]))"'
@@ -265,17 +263,6 @@ def test_cost_is_hourly_cost_times_running_time(cp: ControlPlane) -> None:
     assert exp["status"]["hourlyCost"] == 0.36
     assert exp["status"]["cost"] == pytest.approx(0.36 * hours, rel=1e-3)
     assert run["status"]["cost"] == pytest.approx(exp["status"]["cost"], rel=1e-6)
-
-
-def _tar(members: dict[str, bytes]) -> bytes:
-    """A gzip tar of ``members``, byte-for-byte the same for the same members."""
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
 
 
 def test_local_dir_runs_wait_for_their_source_upload(cp: ControlPlane) -> None:

@@ -6,10 +6,7 @@ Requirements files install a tiny wheel that the test writes into the source (``
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from grid_ops import Experiment, Run
 from grid_ops.cli.main import cli
 from grid_ops.errors import GridError, NotFoundError, ValidationError
 from tests.core.controlplane import ControlPlane
-from tests.core.wheels import wheel
+from tests.core.sources import tar_gz, wheel
 
 SHOW = (
     'python -c "import importlib.util, os, sys, tinypkg_{tag}; '
@@ -39,23 +36,13 @@ def source(tag: str, requirement: str | None = None, extra: dict[str, bytes] | N
     return files
 
 
-def tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as t:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            t.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
 def start(cp: ControlPlane, name: str, command: str, files: dict[str, bytes], **spec: Any) -> None:
     """Create a run whose source is ``files`` and whose dependency file is its requirements.txt."""
     spec.setdefault("image", {"dependencyFileInfo": {"path": "./requirements.txt"}})
     body = {"name": name, "localDir": True, "spec": {"runControllerCommand": command, **spec}}
     r = cp.call("POST", "/v1/core/local/runs", json=body)
     assert r.status_code == 200, r.text
-    put = cp.session.put(r.json()["status"]["uploadUrl"], data=tar(files), timeout=30)
+    put = cp.session.put(r.json()["status"]["uploadUrl"], data=tar_gz(files), timeout=30)
     assert put.status_code == 200, put.text
 
 

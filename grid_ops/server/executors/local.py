@@ -24,6 +24,7 @@ from grid_ops.runner.datastore import drop as drop_cached_version
 from grid_ops.runner.datastore import version_dir
 from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
 from grid_ops.server.executors.spare import Spares
+from grid_ops.server.log_files import read_slice
 from grid_ops.server.tarsafe import safe_extract
 
 _POLL_SECONDS = 0.5
@@ -284,14 +285,7 @@ class LocalExecutor(Executor):
     # ------------------------------------------------------------------ logs and shutdown
 
     def read_log(self, experiment_id: str, offset: int, limit: int) -> tuple[bytes, int]:
-        path = self.log_path(experiment_id)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(min(offset, size))
-                return f.read(max(0, limit)), size
-        except FileNotFoundError:
-            return b"", 0
+        return read_slice(self.log_path(experiment_id), offset, limit)
 
     def drop_datastore(self, datastore_id: str) -> None:
         drop_cached_version(str(self.datastore_cache), datastore_id)

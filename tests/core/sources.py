@@ -1,10 +1,13 @@
-"""Tiny pure-Python wheels written by hand, for requirements files that install without a package index."""
+"""Sources for test runs: gzip tars of in-memory files, and tiny pure-Python wheels written by hand (for
+requirements files that install without a package index)."""
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
+import tarfile
 import zipfile
 
 
@@ -27,3 +30,14 @@ def wheel(name: str, version: str, code: str) -> tuple[str, bytes]:
         record.append(f"{dist}.dist-info/RECORD,,")
         z.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
     return f"wheels/{dist}-py3-none-any.whl", buf.getvalue()
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A gzip tar of ``members``, byte-for-byte the same for the same members."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
