@@ -479,6 +479,9 @@ def prepare(sup: Any, env: dict[str, str]) -> dict[str, str]:
     relpath = env.get("GRID_DEPENDENCY_FILE")
     if relpath:
         updates = dependency_environment(sup, env, relpath)
+        program = sup.argv[0] if sup.argv else ""
+        if updates and "/" not in program and which(program, updates["PATH"]) is None:
+            raise BuildFailed(f"command not found: {program!r} is not on PATH, nor in the environment of {relpath}")
     framework = env.get("GRID_FRAMEWORK") or ""
     if framework == "julia" or framework.startswith("julia:"):
         check_julia(sup, framework, updates.get("PATH", env.get("PATH")))

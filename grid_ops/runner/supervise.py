@@ -234,6 +234,10 @@ class Supervisor:
             self.reason = str(exc)
             self.note(self.reason)
             return 1
+        except Exception as exc:  # a machine problem (a full disk, say): fail this experiment, saying so
+            self.reason = f"the environment could not be prepared: {type(exc).__name__}: {exc}"
+            self.note(self.reason)
+            return 1
         self.env.update(updates)
         os.environ.update(updates)  # what the actions and the command start with
         return 0

@@ -314,3 +314,13 @@ def test_a_dockerfile_is_refused_at_start_on_a_cluster_that_cannot_run_container
     with pytest.raises(NotFoundError):
         Run("docker-refused")
     assert json.dumps(cp.ok("GET", "/v1/core/local/runs")).count("docker-refused") == 0
+
+
+def test_a_command_is_looked_up_in_the_environment_it_runs_in(cp: ControlPlane) -> None:
+    files = source("cmd")
+    files["requirements.txt"] += b"# with a command that is nowhere\n"
+    start(cp, "env-cmd-missing", "no-such-tool-grid-ops --x", files)
+    assert cp.wait_run("env-cmd-missing")["status"]["phase"] == "RUN_STATE_FAILED"
+    assert cp.experiments("env-cmd-missing")[0]["status"]["message"] == (
+        "command not found: 'no-such-tool-grid-ops' is not on PATH, nor in the environment of ./requirements.txt"
+    )

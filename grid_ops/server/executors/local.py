@@ -161,8 +161,10 @@ class LocalExecutor(Executor):
             env["GRID_DATASTORE_DIR"] = version_dir(str(self.datastore_cache), spec.datastore_id)
         argv = with_interpreter(spec.argv, cwd)
         try:
-            # a command the run's dependency environment installs is found only once it is built
-            if not env.get("GRID_DEPENDENCY_FILE"):
+            # a command the run's dependency environment installs is found only once it is built (the
+            # runner checks it then)
+            dependency = env.get("GRID_DEPENDENCY_FILE")
+            if not (dependency and (base / "source" / dependency).is_file()):
                 self._check_command(argv, cwd, env)
         except LaunchError as exc:  # the log says it too, so `grid-ops logs` is never silent about it
             with open(self.log_path(spec.experiment_id), "a") as log:
