@@ -469,22 +469,30 @@ class GridClient:
         limit: int | None = None,
         tail: int | None = None,
         *,
+        build: bool = False,
         cluster_id: str | None = None,
     ) -> schemas.LogChunk:
         """A slice of an experiment's log from byte ``offset`` (at most ``limit`` bytes), or its last
-        ``tail`` lines."""
-        params = {"offset": offset, "limit": limit, "tail": tail}
+        ``tail`` lines; with ``build``, of its environment's build log."""
+        params = {"offset": offset, "limit": limit, "tail": tail, "build": "true" if build else None}
         return self._get(self._core(cluster_id, "experiments", id_or_name, "logs"), schemas.LogChunk, params)
 
     def follow_logs(
-        self, id_or_name: str, poll_interval: float = 0.5, *, offset: int = 0, cluster_id: str | None = None
+        self,
+        id_or_name: str,
+        poll_interval: float = 0.5,
+        *,
+        offset: int = 0,
+        build: bool = False,
+        cluster_id: str | None = None,
     ) -> Iterator[str]:
-        """Yield an experiment's log text as it grows, until the experiment is over and all of it is read.
+        """Yield an experiment's log text as it grows, until the experiment is over and all of it is read
+        (with ``build``: its build log, until the build is over).
 
         The pieces are whatever the server returned, not necessarily whole lines; joined, they are the log.
         """
         while True:
-            chunk = self.experiment_logs(id_or_name, offset=offset, cluster_id=cluster_id)
+            chunk = self.experiment_logs(id_or_name, offset=offset, build=build, cluster_id=cluster_id)
             if chunk.data:
                 yield chunk.data
             offset = chunk.next_offset

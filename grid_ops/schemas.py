@@ -394,6 +394,20 @@ class ReportMetricsResponse(WireModel):
     accepted: int
 
 
+class RunnerPhaseRequest(WireModel):
+    """Our addition: body of ``POST /v1/runner/experiments/{id}/phase``: the runner says its experiment
+    waits for its environment's build (``EXPERIMENT_STATE_IMAGE_BUILDING``) or runs its command
+    (``EXPERIMENT_STATE_RUNNING``)."""
+
+    phase: ExperimentState
+
+
+class BuildLogWritten(WireModel):
+    """Our addition: the answer to ``POST /v1/runner/experiments/{id}/buildLog``: the stored log's size."""
+
+    size: int
+
+
 class MetricSample(WireModel):
     """One point of a metric's series."""
 

@@ -13,6 +13,7 @@ from grid_ops.cli import output
 from grid_ops.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, show_error
 from grid_ops.cli.session import chosen_cluster, cluster_option, get_client
 from grid_ops.cli.status import experiment_order, metric_options, show_run
+from grid_ops.frameworks import FRAMEWORKS
 
 if TYPE_CHECKING:  # the SDK (pydantic, requests) is imported when a run is built, not for `run --help`
     from grid_ops.sdk.run import Run
@@ -22,10 +23,9 @@ FAILED_SHOWN = 3
 """At most this many failed experiments get their last log line printed after ``run --wait``."""
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The same as grid_ops.sdk.settings.STRATEGIES and FRAMEWORKS (a test checks it), spelled out here so that
+# The same as grid_ops.sdk.settings.STRATEGIES (a test checks it), spelled out here so that
 # `grid-ops run --help` does not import the SDK.
 STRATEGIES = ("grid_search", "random_search", "none")
-FRAMEWORKS = ("lightning", "pytorch", "torch", "tensorflow", "julia", "torchelastic")
 
 
 def parse_env(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

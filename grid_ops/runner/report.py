@@ -1,8 +1,9 @@
-"""Sends an experiment's metrics and artifacts to the control plane (standard library only).
+"""Sends an experiment's metrics, artifacts, phase and build log to the control plane (standard library only).
 
 Metric points are batched and sent from a background thread about once a second; a batch that fails
 (the control plane restarting, say) stays queued and is sent again, and each point carries a sequence
-number so that a batch sent twice is counted once. Artifacts are uploaded one file at a time.
+number so that a batch sent twice is counted once. Artifacts are uploaded one file at a time. The
+environment's build log is sent by the same thread as it grows, each piece with its offset.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Reporter:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.last_error = ""
+        self.build_log: str | None = None  # the build log being sent, and how much of it has gone
+        self.build_sent = 0
+        self.build_final = False
         self.thread = threading.Thread(target=self._loop, name="grid-reporter", daemon=True)
         if self.base is None:
             note("metrics and artifacts are not reported: GRID_RUNNER_URL or GRID_RUNNER_TOKEN is unset")
@@ -57,6 +61,86 @@ class Reporter:
         )
         with urllib.request.urlopen(req, timeout=timeout) as answer:
             answer.read()
+
+    def _send(self, method: str, path: str, body: bytes, content_type: str, seconds: float, timeout: float) -> bool:
+        """One request, retried for up to ``seconds`` while the control plane cannot answer; False (with
+        ``last_error`` set) when it refused or never answered."""
+        deadline = time.monotonic() + seconds
+        delay = 0.2
+        while True:
+            try:
+                self._request(method, path, body, content_type, timeout=timeout)
+                return True
+            except urllib.error.HTTPError as exc:
+                self.last_error = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:300]}"
+                if 400 <= exc.code < 500:
+                    return False
+            except (OSError, urllib.error.URLError) as exc:
+                self.last_error = str(getattr(exc, "reason", exc))
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
+
+    def set_phase(self, phase: str, seconds: float = 15.0) -> None:
+        """Tell the control plane the experiment waits for its environment (``image_building``) or runs
+        its command (``running``); a failure is noted, never raised."""
+        if self.base is None:
+            return
+        body = json.dumps({"phase": "EXPERIMENT_STATE_" + phase.upper()}).encode()
+        if not self._send("POST", "/phase", body, "application/json", seconds, timeout=10):
+            self.note(f"the control plane could not be told that the experiment is {phase}: {self.last_error}")
+
+    def follow_build_log(self, path: str) -> None:
+        """Send the build log written at ``path`` as it grows, until ``finish_build_log``."""
+        with self.lock:
+            self.build_log, self.build_sent, self.build_final = path, 0, False
+        self.wake.set()
+
+    def finish_build_log(self) -> None:
+        """The build log is complete: send the rest, marked final, soon (``close`` makes sure)."""
+        with self.lock:
+            self.build_final = True
+        self.wake.set()
+
+    def _send_build_log(self) -> bool:
+        """Send what the build log has beyond what was sent; True when nothing is left to send now."""
+        with self.lock:
+            path, sent, final = self.build_log, self.build_sent, self.build_final
+        if path is None:
+            return True
+        try:
+            with open(path, "rb") as f:
+                f.seek(sent)
+                data = f.read()
+        except OSError as exc:
+            self.last_error = str(exc)
+            return False
+        if not data and not final:
+            return True
+        query = f"/build-log?offset={sent}" + ("&final=true" if final else "")
+        try:
+            self._request("POST", query, data, "application/octet-stream", timeout=30)
+        except urllib.error.HTTPError as exc:
+            self.last_error = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:300]}"
+            if exc.code == 409:  # the stored log ends elsewhere: send it whole again
+                with self.lock:
+                    self.build_sent = 0
+                return False
+            if 400 <= exc.code < 500:
+                self.note(f"the build log was refused by the control plane: {self.last_error}")
+                with self.lock:
+                    self.build_log = None
+                return True
+            return False
+        except (OSError, urllib.error.URLError) as exc:
+            self.last_error = str(getattr(exc, "reason", exc))
+            return False
+        with self.lock:
+            self.build_sent = sent + len(data)
+            if final:
+                self.build_log = None
+        return True
 
     def _send_batch(self) -> bool:
         with self.lock:
@@ -91,6 +175,8 @@ class Reporter:
             ok = True
             while ok and self.pending:
                 ok = self._send_batch()
+            if self.build_log is not None:
+                ok = self._send_build_log() and ok
             delay = 1.0 if ok else min(10.0, delay * 2)
 
     def close(self, seconds: float = _FINAL_SECONDS) -> None:
@@ -102,11 +188,18 @@ class Reporter:
         self.thread.join(timeout=15)
         deadline = time.monotonic() + seconds
         delay = 0.2
-        while self.pending:
-            if self._send_batch():
+        if self.build_log is not None:
+            self.finish_build_log()
+        while self.pending or self.build_log is not None:
+            if self.pending and self._send_batch():
+                continue
+            if not self.pending and self._send_build_log():
                 continue
             if time.monotonic() > deadline:
-                self.note(f"{len(self.pending)} metric points could not be reported: {self.last_error}")
+                if self.pending:
+                    self.note(f"{len(self.pending)} metric points could not be reported: {self.last_error}")
+                if self.build_log is not None:
+                    self.note(f"the build log could not be sent whole: {self.last_error}")
                 return
             time.sleep(delay)
             delay = min(5.0, delay * 2)
@@ -128,23 +221,11 @@ class Reporter:
             self.note(f"{len(failed)} artifact(s) could not be uploaded ({self.last_error}): {', '.join(failed[:10])}")
 
     def _upload(self, path: str, rel: str, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        delay = 0.2
-        while True:
-            try:
-                with open(path, "rb") as f:
-                    body = f.read()
-                self._request(
-                    "PUT", "/artifacts/" + urllib.parse.quote(rel), body, "application/octet-stream", timeout=60
-                )
-                return True
-            except urllib.error.HTTPError as exc:
-                self.last_error = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:300]}"
-                if 400 <= exc.code < 500:
-                    return False
-            except (OSError, urllib.error.URLError) as exc:
-                self.last_error = str(getattr(exc, "reason", exc))
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(delay)
-            delay = min(5.0, delay * 2)
+        try:
+            with open(path, "rb") as f:
+                body = f.read()
+        except OSError as exc:
+            self.last_error = str(exc)
+            return False
+        path = "/artifacts/" + urllib.parse.quote(rel)
+        return self._send("PUT", path, body, "application/octet-stream", seconds, timeout=60)

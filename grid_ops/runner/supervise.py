@@ -1,6 +1,7 @@
 """Runs one experiment's command and looks after it until it ends.
 
-The supervisor is the experiment's process-group leader. It makes the run's datastore version available
+The supervisor is the experiment's process-group leader. It builds or finds the run's dependency
+environment (``runner/environment.py``), makes the run's datastore version available
 (``runner/datastore.py``), starts the command with its output on a
 pipe, copies that output to the experiment's log file, reads metrics from it (``name=value`` lines) and
 from ``$GRID_METRICS_FILE`` (JSON lines), reports them to the control plane over HTTP, uploads the files
@@ -42,8 +43,9 @@ def load_module_file(relpath: str) -> ModuleType:
     return __import__(filename.removesuffix(".py"))
 
 
-def _spawn(argv: list[str]) -> tuple[int, int]:
-    """Fork and exec ``argv`` with stdout and stderr on a new pipe; return (pid, read end)."""
+def _spawn(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[int, int]:
+    """Fork and exec ``argv`` (with ``env`` and in ``cwd`` if given) with stdout and stderr on a new pipe;
+    return (pid, read end)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: become the command
@@ -54,7 +56,12 @@ def _spawn(argv: list[str]) -> tuple[int, int]:
             os.close(w)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
-            os.execvp(argv[0], argv)
+            if cwd is not None:
+                os.chdir(cwd)
+            if env is None:
+                os.execvp(argv[0], argv)
+            else:
+                os.execvpe(argv[0], argv, env)
         except OSError as exc:
             os.write(2, f"grid-ops: cannot run {argv[0]!r}: {exc.strerror}\n".encode())
         os._exit(127)
@@ -102,12 +109,14 @@ class Supervisor:
         self.metrics_broken = False
         self.reason: str | None = None
         self.stopping = False  # SIGTERM or SIGINT arrived
+        self.started: list[Any] = []  # what to do once the experiment's first process has started
 
     def note(self, text: str) -> None:
         """A line of our own in the experiment's log, marked as coming from grid-ops."""
         os.write(self.log_fd, f"[grid-ops] {text}\n".encode())
 
-    def _reporter(self) -> Any:
+    def get_reporter(self) -> Any:
+        """The experiment's channel to the control plane (``runner/report.py``), started on first use."""
         if self.reporter is None:
             self.reporter = load_module_file("runner/report.py").Reporter(self.env, self.note)
         return self.reporter
@@ -140,9 +149,10 @@ class Supervisor:
                 self.seq += 1
                 points.append({"name": name, "value": value, "step": step, "timestamp": now, "seq": self.seq})
         if points:
-            self._reporter().add(points)
+            self.get_reporter().add(points)
 
-    def _output(self, data: bytes) -> None:
+    def output(self, data: bytes) -> None:
+        """The command's output: into the log, and its metric lines to the control plane."""
         os.write(self.log_fd, data)
         data = self.partial + data
         lines = data.split(b"\n")
@@ -159,21 +169,21 @@ class Supervisor:
             # The whole group gets the signal: let the command decide how to stop, and wait for it.
             signal.signal(sig, self._on_stop)
         self._scratch_link()
-        self._dependency_note()
-        code = self._datastore()
-        if code == 0 and self.stopping:  # stopped while the datastore was fetched: the command never starts
+        code = self._environment()
+        code = code or self._datastore()
+        if code == 0 and self.stopping:  # stopped while preparing: the command never starts
             self.reason = "stopped before the command started"
             self.note(self.reason)
             code = 128 + signal.SIGTERM
         starts = self._actions("GRID_ACTIONS_ON_EXPERIMENT_START") if code == 0 else []
         for action in starts:
-            code = self._action("on_experiment_start", action)
+            code = self.action("on_experiment_start", action)
             if code != 0:
                 break
         if code == 0:
-            code = self._run_process(self.argv)
+            code = self.run_process(self.argv)
         for action in self._actions("GRID_ACTIONS_ON_EXPERIMENT_END"):  # also after a failure
-            end = self._action("on_experiment_end", action)
+            end = self.action("on_experiment_end", action)
             if end != 0 and code == 0:
                 code = end
         self._finish()
@@ -187,23 +197,50 @@ class Supervisor:
 
         return [str(a) for a in json.loads(self.env.get(variable) or "[]") if str(a).strip()]
 
-    def _action(self, kind: str, command: str) -> int:
-        """One action, run by the shell (so ``${VAR}`` takes the experiment's environment), into the log."""
-        self.note(f"{kind}: {command}")
-        code = self._run_process(["/bin/sh", "-c", command])
-        if code != 0 and self.reason is None:
-            self.reason = f"{kind} action {command!r} failed ({describe(code)})"
-            self.note(self.reason)
+    def action(self, kind: str, command: str, log: Any = None, env: dict[str, str] | None = None) -> int:
+        """One action, run by the shell (so ``${VAR}`` takes the experiment's environment, or ``env``), into
+        the experiment's log or ``log`` (an object with ``note`` and ``output``, such as the build log)."""
+        log = log or self
+        log.note(f"{kind}: {command}")
+        code = self.run_process(["/bin/sh", "-c", command], log.output, env)
+        if code != 0:
+            failure = f"{kind} action {command!r} failed ({describe(code)})"
+            log.note(failure)
+            self.reason = self.reason or failure
         return code
 
-    def _dependency_note(self) -> None:
-        """Dependency environments are not built yet: say so when the run names a file that exists."""
-        path = self.env.get("GRID_DEPENDENCY_FILE")
-        if path and os.path.isfile(path):
-            self.note(
-                f"the dependency file {path} is not installed by this control plane yet; the command runs "
-                f"with the environment of the control plane's Python ({os.path.dirname(sys.executable)})"
-            )
+    def after_start(self, work: Any) -> None:
+        """Do ``work`` (a callable) right after the experiment's first process (action or command) has
+        started, rather than on the way to starting it."""
+        self.started.append(work)
+
+    def _after_start(self) -> None:
+        while self.started:
+            try:
+                self.started.pop(0)()
+            except Exception as exc:  # reporting must never stop the experiment
+                self.note(f"reporting failed: {type(exc).__name__}: {exc}")
+
+    def _environment(self) -> int:
+        """Build or find the run's dependency environment and check the framework's tools
+        (``runner/environment.py``, loaded only when the run asks for either); 0, or 1 with ``self.reason``."""
+        framework = self.env.get("GRID_FRAMEWORK") or ""
+        if not self.env.get("GRID_DEPENDENCY_FILE") and not framework.startswith("julia"):
+            return 0
+        environment = load_module_file("runner/environment.py")
+        try:
+            updates = environment.prepare(self, self.env)
+        except environment.BuildFailed as exc:
+            self.reason = str(exc)
+            self.note(self.reason)
+            return 1
+        except Exception as exc:  # a machine problem (a full disk, say): fail this experiment, saying so
+            self.reason = f"the environment could not be prepared: {type(exc).__name__}: {exc}"
+            self.note(self.reason)
+            return 1
+        self.env.update(updates)
+        os.environ.update(updates)  # what the actions and the command start with
+        return 0
 
     def _scratch_link(self) -> None:
         """Make the scratch folder reachable at the run's ``mount_path`` where that can be done safely."""
@@ -244,8 +281,19 @@ class Supervisor:
         os.makedirs(os.path.dirname(link) or ".", exist_ok=True)
         os.symlink(target, link)
 
-    def _run_process(self, argv: list[str]) -> int:
-        pid, out = _spawn(argv)
+    def run_process(
+        self,
+        argv: list[str],
+        output: Any = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> int:
+        """Run ``argv`` to its end with its output going to ``output`` (default: the experiment's log and
+        metrics); its status as ``subprocess`` gives it."""
+        write = output or self.output
+        pid, out = _spawn(argv, env, cwd)
+        if output is None:
+            self._after_start()
         last_file_check = time.monotonic()
         while True:
             try:
@@ -256,7 +304,7 @@ class Supervisor:
                 data = os.read(out, _CHUNK)
                 if not data:
                     break
-                self._output(data)
+                write(data)
             now = time.monotonic()
             if now - last_file_check >= _FLUSH_SECONDS:
                 last_file_check = now
@@ -265,8 +313,8 @@ class Supervisor:
                 if self.reporter is not None:
                     self.reporter.flush_soon()
         os.close(out)
-        if self.partial:
-            self._output(b"\n")
+        if output is None and self.partial:
+            self.output(b"\n")
         while True:
             try:
                 _, status = os.waitpid(pid, 0)
@@ -277,6 +325,7 @@ class Supervisor:
 
     def _finish(self) -> None:
         """Report what is left and upload the artifacts; a failure here is noted, never raised."""
+        self._after_start()  # when nothing started (a datastore that failed, say)
         try:
             self._report_rest()
         except Exception as exc:
@@ -289,7 +338,7 @@ class Supervisor:
         has_artifacts = artifacts is not None and any(files for _, _, files in os.walk(artifacts))
         if self.reporter is None and not has_artifacts:
             return
-        reporter = self._reporter()
+        reporter = self.get_reporter()
         reporter.close()
         if has_artifacts and artifacts:
             reporter.upload_artifacts(artifacts)

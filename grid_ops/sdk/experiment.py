@@ -292,23 +292,25 @@ class Experiment:
         """The experiment's state changes with their messages, oldest first."""
         return self._api().experiment_events(self.id, cluster_id=self._cluster)
 
-    def logs(self, tail: int | None = None) -> str:
-        """The experiment's log so far (its last ``tail`` lines if given)."""
+    def logs(self, tail: int | None = None, *, build: bool = False) -> str:
+        """The experiment's log so far (its last ``tail`` lines if given); with ``build``, the log of the
+        build of its dependency environment, which is kept apart."""
         api = self._api()
         if tail is not None:
-            return api.experiment_logs(self.id, tail=tail, cluster_id=self._cluster).data
+            return api.experiment_logs(self.id, tail=tail, build=build, cluster_id=self._cluster).data
         parts: list[str] = []
         offset = 0
         while True:
-            chunk = api.experiment_logs(self.id, offset=offset, cluster_id=self._cluster)
+            chunk = api.experiment_logs(self.id, offset=offset, build=build, cluster_id=self._cluster)
             parts.append(chunk.data)
             if not chunk.data or chunk.next_offset >= chunk.size:
                 return "".join(parts)
             offset = chunk.next_offset
 
-    def follow_logs(self, poll_interval: float = 0.5) -> Iterator[str]:
-        """Yield the log as it grows until the experiment has ended and all of it was read."""
-        return self._api().follow_logs(self.id, poll_interval=poll_interval, cluster_id=self._cluster)
+    def follow_logs(self, poll_interval: float = 0.5, *, build: bool = False) -> Iterator[str]:
+        """Yield the log as it grows until the experiment has ended and all of it was read (with
+        ``build``: the build log, until the build is over)."""
+        return self._api().follow_logs(self.id, poll_interval=poll_interval, build=build, cluster_id=self._cluster)
 
     # ------------------------------------------------------------------ metrics and artifacts
 

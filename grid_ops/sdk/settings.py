@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,13 +16,12 @@ from pathlib import Path, PurePosixPath
 from grid_ops import schemas
 from grid_ops.config_file import ACTION_KEYS, RunConfig, prefer
 from grid_ops.errors import ValidationError
+from grid_ops.frameworks import normalize_framework
 from grid_ops.metrics import compile_metrics_pattern
 from grid_ops.names import validate_run_name
 from grid_ops.sdk.resources import Actions, Resources, ScratchSpace
 
 STRATEGIES = ("grid_search", "random_search", "none")
-FRAMEWORKS = ("lightning", "pytorch", "torch", "tensorflow", "julia", "torchelastic")
-_JULIA_VERSION = re.compile(r"julia:\d+\.\d+\.\d+")
 DEFAULT_DEPENDENCY_FILE = "./requirements.txt"
 
 
@@ -71,11 +69,10 @@ def check_strategy(value: object) -> str:
 
 def check_framework(value: object) -> str:
     """``value`` if it is a supported framework (``torch`` is reported as ``pytorch``)."""
-    if not isinstance(value, str) or not (value in FRAMEWORKS or _JULIA_VERSION.fullmatch(value)):
-        raise ValidationError(
-            f"framework {value!r} is not supported; use one of {', '.join(FRAMEWORKS)} or julia:X.Y.Z"
-        )
-    return "pytorch" if value == "torch" else value
+    try:
+        return normalize_framework(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def check_num_trials(value: object) -> int:

@@ -41,6 +41,7 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
                 state_dir / "clusters" / cluster.id,
                 cluster.capacity.gpu,
                 datastore_cache=state_dir / "datastore-cache",
+                env_cache=state_dir / "env-cache",
             )
     return out
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from grid_ops.schemas import ExperimentState
 from grid_ops.server import artifact_index
 from grid_ops.server.artifact_files import ArtifactFiles, Upload
+from grid_ops.server.build_logs import BuildLogs
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
@@ -26,6 +27,12 @@ _DELETED = ExperimentState.DELETED.value
 def files_for(state_dir: Path) -> ArtifactFiles:
     """The artifacts directory of the control plane keeping its state in ``state_dir``."""
     return ArtifactFiles(state_dir)
+
+
+@lru_cache(maxsize=8)
+def build_logs_for(state_dir: Path) -> BuildLogs:
+    """The environment build logs of the control plane keeping its state in ``state_dir``."""
+    return BuildLogs(state_dir)
 
 
 def being_deleted(exp: ExperimentRow) -> bool:
@@ -54,12 +61,18 @@ def commit_upload(state: AppState, experiment_id: str, path: str, upload: Upload
 
 
 def purge_after_commit(session: Session, state_dir: Path, experiment_ids: Sequence[str]) -> None:
-    """Forget these (deleted) experiments' artifacts: rows now, files once the deletion has committed."""
+    """Forget these (deleted) experiments' artifacts and build logs: rows now, files once the deletion has
+    committed."""
     ids = list(experiment_ids)
     if not ids:
         return
     artifact_index.forget(session, ids)
-    event.listen(session, "after_commit", lambda _session: files_for(state_dir).remove(ids), once=True)
+
+    def remove_files(_session: Session) -> None:
+        files_for(state_dir).remove(ids)
+        build_logs_for(state_dir).remove(ids)
+
+    event.listen(session, "after_commit", remove_files, once=True)
 
 
 def purge_run_after_commit(session: Session, state_dir: Path, run_id: str) -> None:

@@ -25,8 +25,9 @@ def counts_of(by_phase: Mapping[str, int]) -> ExperimentCounts:
 
 
 def derive_run_phase(by_phase: Mapping[str, int], cancel_requested: bool, deleted: bool) -> RunState:
-    """A run is running while any experiment runs; once all are terminal it succeeded if all did,
-    was canceled if the user cancelled it, and failed otherwise."""
+    """A run is running while any experiment runs, building while its experiments wait for their
+    environment's build; once all are terminal it succeeded if all did, was canceled if the user
+    cancelled it, and failed otherwise."""
     if deleted:
         return RunState.DELETED
     # experiments deleted one by one no longer count towards the run's outcome
@@ -34,8 +35,10 @@ def derive_run_phase(by_phase: Mapping[str, int], cancel_requested: bool, delete
     total = sum(by_phase.values())
     if total == 0:
         return RunState.CANCELED if cancel_requested else RunState.PENDING
-    if any(by_phase.get(p, 0) for p in ACTIVE):
+    if by_phase.get(E.RUNNING.value, 0):
         return RunState.RUNNING
+    if by_phase.get(E.IMAGE_BUILDING.value, 0):  # the experiments wait for their environment's build
+        return RunState.BUILDING
     if all(p in TERMINAL for p, n in by_phase.items() if n):
         if by_phase.get(E.SUCCEEDED.value, 0) == total:
             return RunState.SUCCEEDED

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from grid_ops import sweep
 from grid_ops.errors import GridError
+from grid_ops.frameworks import normalize_framework
 from grid_ops.metrics import compile_metrics_pattern
 from grid_ops.names import generate_run_name, validate_run_name
 from grid_ops.schemas import (
@@ -34,8 +35,9 @@ from grid_ops.server.errors import ApiError, bad_request, conflict
 from grid_ops.server.ids import new_id
 from grid_ops.server.models import ExperimentRow, RunRow
 
-FRAMEWORKS = ("lightning", "pytorch", "torch", "tensorflow", "julia", "torchelastic")
-_JULIA_VERSION = re.compile(r"^julia:\d+\.\d+(\.\d+)?$")
+# Executors that build a run's dockerfile into the image its experiments run in: none yet (``local`` runs
+# processes on this machine), so a dockerfile is refused when the run is created rather than later.
+CONTAINER_EXECUTORS: frozenset[str] = frozenset()
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -120,18 +122,26 @@ def _choose_instance_type(cluster: ClusterConfig, spec: RunSpec) -> InstanceType
     return min(fitting, key=lambda t: (t.gpu, t.hourly_cost, t.cpu, t.memory_mb))
 
 
-def _check_framework(spec: RunSpec, cluster: ClusterConfig) -> None:
+def _check_image(spec: RunSpec, cluster: ClusterConfig) -> RunSpec:
+    """``spec`` with its framework checked and recorded as the runner's (``torch`` as ``pytorch``); a
+    dockerfile is refused on a cluster whose executor cannot run containers."""
     image = spec.image
     if image is None:
-        return
-    fw = image.framework
-    if fw and fw not in FRAMEWORKS and not _JULIA_VERSION.match(fw):
-        raise bad_request(f"unknown framework {fw!r}; use one of: {', '.join(FRAMEWORKS)}, or julia:X.Y.Z")
-    if image.dockerfile and cluster.executor == "local":
+        return spec
+    if image.dockerfile and cluster.executor not in CONTAINER_EXECUTORS:
         raise bad_request(
-            f"cluster {cluster.id!r} runs experiments as local processes and cannot build the dockerfile "
-            f"{image.dockerfile!r}; drop the dockerfile or use a cluster whose executor runs containers"
+            f"cluster {cluster.id!r} (executor {cluster.executor!r}) runs experiments as processes, not "
+            f"containers, and cannot build the dockerfile {image.dockerfile!r}; drop the dockerfile (a "
+            "dependency_file such as requirements.txt builds a Python environment instead) or use a cluster "
+            "whose executor runs containers"
         )
+    if not image.framework:
+        return spec
+    try:
+        framework = normalize_framework(image.framework)
+    except ValueError as exc:
+        raise bad_request(f"spec.image.framework: {exc}") from None
+    return spec.model_copy(update={"image": image.model_copy(update={"framework": framework})})
 
 
 def _check_env(spec: RunSpec) -> None:
@@ -172,7 +182,7 @@ def prepare(
     command = (spec.run_controller_command or "").strip()
     if not command:
         raise bad_request("spec.runControllerCommand is empty: give the command to run, e.g. 'python train.py'")
-    _check_framework(spec, cluster)
+    spec = _check_image(spec, cluster)
     _check_env(spec)
     _check_workdir(spec)
     _check_metrics_pattern(spec)

@@ -26,7 +26,7 @@ from grid_ops.server.config import ServerConfig
 from grid_ops.server.db import as_utc, utcnow
 from grid_ops.server.executors.base import Executor, LaunchError, LaunchSpec, Outcome
 from grid_ops.server.models import EventRow, ExperimentRow, RunRow
-from grid_ops.server.phases import ACTIVE, TERMINAL, derive_run_phase
+from grid_ops.server.phases import ACTIVE, derive_run_phase
 
 log = logging.getLogger("grid_ops.scheduler")
 E = ExperimentState
@@ -76,14 +76,14 @@ def refresh_runs(session: Session, run_ids: Iterable[str]) -> None:
         if run is None:
             continue
         if run.phase == RunState.RUNNING.value and run.deleted_at is None:
-            # The common case mid-sweep: still running while anything is left, found through an index
+            # The common case mid-sweep: still running while an experiment runs, found through an index
             # instead of counting every experiment of a large run.
-            left = session.scalar(
+            running = session.scalar(
                 select(ExperimentRow.id)
-                .where(ExperimentRow.run_id == run_id, ExperimentRow.phase.not_in(list(TERMINAL)))
+                .where(ExperimentRow.run_id == run_id, ExperimentRow.phase == E.RUNNING.value)
                 .limit(1)
             )
-            if left is not None:
+            if running is not None:
                 continue
         by_phase = dict(
             session.execute(
@@ -394,6 +394,7 @@ class Scheduler:
             {
                 "GRID_EXPERIMENT_ID": exp.id,
                 "GRID_EXPERIMENT_NAME": exp.name,
+                "GRID_RUN_ID": run.id,
                 "GRID_RUN_NAME": run.name,
                 "GRID_USER_ID": exp.user_id,
                 "GRID_CLUSTER_ID": exp.cluster_id,
@@ -404,6 +405,9 @@ class Scheduler:
         for key, variable in (
             ("onExperimentStart", "GRID_ACTIONS_ON_EXPERIMENT_START"),
             ("onExperimentEnd", "GRID_ACTIONS_ON_EXPERIMENT_END"),
+            ("onBuildStart", "GRID_ACTIONS_ON_BUILD_START"),
+            ("onBuild", "GRID_ACTIONS_ON_BUILD"),
+            ("onBuildEnd", "GRID_ACTIONS_ON_BUILD_END"),
         ):
             if actions.get(key):
                 env[variable] = json.dumps(actions[key])
@@ -413,9 +417,12 @@ class Scheduler:
             env["GRID_DATASTORE_ID"] = mount["id"]
             env["GRID_DATASTORE_MOUNT"] = mount.get("mountPath") or ""
             env["GRID_DATASTORE_NAME"] = f"{mount.get('name', mount['id'])}:{mount.get('version', '?')}"
-        dependency = ((run.spec.get("image") or {}).get("dependencyFileInfo") or {}).get("path")
-        if dependency:
+        image = run.spec.get("image") or {}
+        dependency = (image.get("dependencyFileInfo") or {}).get("path")
+        if dependency:  # the runner builds (or finds) its environment: runner/environment.py
             env["GRID_DEPENDENCY_FILE"] = dependency
+        if image.get("framework"):
+            env["GRID_FRAMEWORK"] = image["framework"]
         scratch = run.spec.get("scratch") or []
         if scratch and scratch[0].get("mountPath"):
             env["GRID_SCRATCH_MOUNT"] = scratch[0]["mountPath"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from grid_ops.client import set_client
 from tests.core.controlplane import ControlPlane, start_control_plane
 from tests.core.s3server import S3Server, start_moto
 
@@ -34,9 +35,12 @@ def fresh_cp(tmp_path: Path) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture()
-def client_env(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> ControlPlane:
-    """Point the SDK, CLI and clients of this process at the session's control plane."""
+def client_env(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[ControlPlane]:
+    """Point the SDK, CLI and clients of this process at the session's control plane (and drop the
+    process-wide client an earlier test may have left pointing elsewhere)."""
     for key, value in cp.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("GRID_CLUSTER_ID", "local")
-    return cp
+    set_client(None)
+    yield cp
+    set_client(None)

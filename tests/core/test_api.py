@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
 import time
 from datetime import datetime
 from typing import Any
@@ -13,6 +10,7 @@ import pytest
 import requests
 
 from tests.core.controlplane import ControlPlane, add_user
+from tests.core.sources import tar_gz as _tar
 
 PY = "python3"
 SLEEP = f'{PY} -c "import sys, time; time.sleep(float(sys.argv[1]))"'
@@ -267,17 +265,6 @@ def test_cost_is_hourly_cost_times_running_time(cp: ControlPlane) -> None:
     assert run["status"]["cost"] == pytest.approx(exp["status"]["cost"], rel=1e-6)
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    """A gzip tar of ``members``, byte-for-byte the same for the same members."""
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
 def test_local_dir_runs_wait_for_their_source_upload(cp: ControlPlane) -> None:
     r = create(cp, "withsrc", f'{PY} hello.py --n "[1, 2]"', localDir=True)
     assert r.status_code == 200, r.text
@@ -486,18 +473,6 @@ def test_an_ended_experiment_keeps_its_log_but_not_its_copy_of_the_source(cp: Co
     folder = next(cp.home.glob(f"server/clusters/local/experiments/{exp_id}"))
     assert not (folder / "source").exists()
     assert cp.ok("GET", "/v1/core/local/experiments/tidy-exp0/logs")["data"] == "xxxxxxxxxx\n"
-
-
-def test_a_dependency_file_of_the_source_is_reported_as_not_installed(cp: ControlPlane) -> None:
-    spec = {"image": {"dependencyFileInfo": {"path": "requirements.txt"}}}
-    r = create(cp, "deps-note", "hello.py", localDir=True, **spec)
-    assert r.status_code == 200, r.text
-    tar = _tar({"hello.py": b"print('ran')", "requirements.txt": b"tabulate\n"})
-    assert requests.put(r.json()["status"]["uploadUrl"], data=tar, timeout=10).status_code == 200
-    assert cp.wait_run("deps-note")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
-    log = cp.ok("GET", "/v1/core/local/experiments/deps-note-exp0/logs")["data"]
-    assert "the dependency file requirements.txt is not installed by this control plane yet" in log
-    assert log.endswith("ran\n")
 
 
 def test_python_output_reaches_the_log_unbuffered_in_the_order_written(cp: ControlPlane) -> None:

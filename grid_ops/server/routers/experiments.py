@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -17,9 +19,10 @@ from grid_ops.schemas import (
     LogChunk,
     UpdateExperimentRequest,
 )
-from grid_ops.server.artifacts import purge_after_commit
+from grid_ops.server.artifacts import build_logs_for, purge_after_commit
+from grid_ops.server.build_logs import BuildLogs
 from grid_ops.server.control import stop_experiments
-from grid_ops.server.db import as_utc
+from grid_ops.server.db import as_utc, utcnow
 from grid_ops.server.errors import bad_request
 from grid_ops.server.ids import is_id
 from grid_ops.server.lookup import check_cluster, find_experiment
@@ -181,6 +184,22 @@ def _tail_offset(read: object, size: int, lines: int) -> int:
     return 0
 
 
+_BUILD_SAYS_SECONDS = 5.0
+"""A runner says within moments of its start whether its experiment builds an environment; until then a
+running experiment's empty build log may still grow."""
+
+
+def _build_log_over(exp: ExperimentRow, logs: BuildLogs) -> bool:
+    """Whether the experiment's build log will not grow: its build is over, it has ended, or it has run
+    for a while without a build."""
+    if exp.phase in TERMINAL or logs.complete(exp.id):
+        return True
+    if exp.phase != ExperimentState.RUNNING.value or logs.exists(exp.id):
+        return False
+    started = as_utc(exp.started_at)
+    return started is not None and (utcnow() - started).total_seconds() > _BUILD_SAYS_SECONDS
+
+
 @router.get("/{exp_ref}/logs", response_model=LogChunk)
 async def experiment_logs(
     cluster_id: str,
@@ -191,22 +210,31 @@ async def experiment_logs(
     offset: int = 0,
     limit: int = 1024 * 1024,
     tail: int | None = None,
+    build: bool = False,
 ) -> Response:
+    """A slice of the experiment's log, or with ``build`` of its environment's build log."""
     exp, _run = find_experiment(session, user, exp_ref)
     if offset < 0 or limit <= 0 or (tail is not None and tail < 0):
         raise bad_request("offset must be >= 0, limit > 0 and tail >= 0")
-    executor = state.scheduler.executors.get(exp.cluster_id)
-    if executor is None:
-        return wire_response(LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True))
+    if build:
+        logs = build_logs_for(state.state_dir)
+        read: Callable[[int, int], tuple[bytes, int]] = partial(logs.read, exp.id)
+        over = _build_log_over(exp, logs)
+    else:
+        executor = state.scheduler.executors.get(exp.cluster_id)
+        if executor is None:
+            return wire_response(LogChunk(data="", offset=offset, next_offset=offset, size=0, eof=True))
+        read = partial(executor.read_log, exp.id)
+        over = exp.phase in TERMINAL
     limit = max(4, min(limit, MAX_LOG_CHUNK))  # room for one whole character
-    _, size = executor.read_log(exp.id, 0, 0)
+    _, size = read(0, 0)
     if tail is not None:
-        offset = _tail_offset(lambda o, n: executor.read_log(exp.id, o, n)[0], size, tail) if tail else size
+        offset = _tail_offset(lambda o, n: read(o, n)[0], size, tail) if tail else size
         limit = MAX_LOG_CHUNK
-    data, size = executor.read_log(exp.id, offset, limit)
+    data, size = read(offset, limit)
     data = whole_characters(data)
     nxt = min(offset, size) + len(data)
-    eof = exp.phase in TERMINAL and nxt >= size
+    eof = over and nxt >= size
     return wire_response(
         LogChunk(data=data.decode("utf-8", "replace"), offset=offset, next_offset=nxt, size=size, eof=eof)
     )

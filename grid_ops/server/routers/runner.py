@@ -1,5 +1,6 @@
 """``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points,
-uploads artifacts and lists the files of the datastore version it mounts. Authenticated only by
+uploads artifacts, lists the files of the datastore version it mounts, says when its experiment waits
+for its environment's build, and sends the build log. Authenticated only by
 ``X-Grid-Runner-Token``, the experiment's own token (``$GRID_RUNNER_TOKEN``), valid for that experiment
 alone.
 """
@@ -11,15 +12,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse, RunnerDatastore
+from grid_ops.schemas import (
+    ArtifactUploadResponse,
+    BuildLogWritten,
+    ExperimentState,
+    ReportMetricsRequest,
+    ReportMetricsResponse,
+    RunnerDatastore,
+    RunnerPhaseRequest,
+)
 from grid_ops.server import datastore_mounts, metric_store
 from grid_ops.server.artifact_files import check_path, discard
-from grid_ops.server.artifacts import commit_upload, files_for, live_experiment
+from grid_ops.server.artifacts import build_logs_for, commit_upload, files_for, live_experiment
+from grid_ops.server.build_logs import OffsetMismatch
 from grid_ops.server.datastores import runtime_of
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
 from grid_ops.server.pagination import PageDep
+from grid_ops.server.phases import ACTIVE
+from grid_ops.server.scheduler import add_event, refresh_runs
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
@@ -79,3 +91,46 @@ def datastore_files(
     with state.sessions() as session:
         view = datastore_mounts.runner_view(session, runtime_of(request), experiment_id, base, page.offset, page.size)
     return wire_response(view)
+
+
+_RUNNER_PHASES = {
+    ExperimentState.IMAGE_BUILDING: "waiting for its environment's build",
+    ExperimentState.RUNNING: "environment ready; the command runs",
+}
+
+
+@router.post("/phase", response_model=RunnerPhaseRequest)
+def report_phase(experiment_id: ExperimentId, body: RunnerPhaseRequest, state: StateDep) -> Response:
+    """Move a launched experiment between ``image_building`` and ``running``; an experiment that has ended
+    or is being stopped keeps its phase. Answers the phase the experiment is in."""
+    if body.phase not in _RUNNER_PHASES:
+        allowed = ", ".join(p.value for p in _RUNNER_PHASES)
+        raise ApiError(400, f"a runner may report the phase {allowed}, not {body.phase.value}")
+    now = utcnow()
+    with lock_for(experiment_id), state.sessions.begin() as session:
+        exp = live_experiment(session, experiment_id, "phases")
+        if exp.phase in ACTIVE and exp.desired_state is None and exp.phase != body.phase.value:
+            exp.phase, exp.updated_at = body.phase.value, now
+            add_event(session, exp, _RUNNER_PHASES[body.phase], now)
+            session.flush()
+            refresh_runs(session, [exp.run_id])
+        phase = ExperimentState(exp.phase)
+    return wire_response(RunnerPhaseRequest(phase=phase))
+
+
+@router.post("/build-log", response_model=BuildLogWritten)
+async def write_build_log(
+    experiment_id: ExperimentId, request: Request, state: StateDep, offset: int = 0, final: bool = False
+) -> Response:
+    """Store a piece of the experiment's build log at byte ``offset`` (``final``: the build is over).
+    A piece starting past the stored end is refused (409) with the stored size, to send from there."""
+    with state.sessions() as session:
+        live_experiment(session, experiment_id, "build logs")
+    if offset < 0:
+        raise ApiError(400, f"offset must be >= 0, got {offset}")
+    data = await request.body()
+    try:
+        size = await run_in_threadpool(build_logs_for(state.state_dir).write, experiment_id, offset, data, final)
+    except OffsetMismatch as exc:
+        raise ApiError(409, f"{exc}; send the build log from offset {exc.size}") from None
+    return wire_response(BuildLogWritten(size=size))
