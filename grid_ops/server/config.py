@@ -275,6 +275,10 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
     default = d.get("default_instance_type", types[0].name)
     if default not in names:
         raise ConfigError(f"{where}.default_instance_type {default!r} is not one of {', '.join(names)}")
+    options = dict(d.get("options") or {})
+    transfer = options.get("source_transfer", "local")
+    if transfer not in ("local", "http"):
+        raise ConfigError(f"{where}.options.source_transfer must be 'local' or 'http', got {transfer!r}")
     return ClusterConfig(
         id=cid,
         executor=executor,
@@ -282,7 +286,7 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
         instance_types=types,
         default_instance_type=default,
         capacity=capacity,
-        options=dict(d.get("options") or {}),
+        options=options,
         storage=_storage(f"{where}.storage", d.get("storage")),
     )
 
