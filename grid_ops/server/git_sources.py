@@ -15,14 +15,13 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
+from grid_ops import git_url
 from grid_ops.runner.checkout import git_env
 from grid_ops.server.errors import ApiError, bad_request
 
 RESOLVE_SECONDS = 30.0
 _REMOTE_SCHEMES = ("https", "http", "ssh", "git")
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)\S+$")
 _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{4,63}$")
 _BAD_REF = re.compile(r"(^-)|\.\.|[\s~^:?*\[\\]|@\{|//|/$|\.lock$")
@@ -39,28 +38,11 @@ class GitSource:
 
 
 def split_ref(source: str) -> tuple[str, str | None]:
-    """``URL#ref=REF`` -> (URL, REF); (URL, None) without a ref."""
-    url, sep, fragment = source.partition("#")
-    if not sep:
-        return url, None
-    key, eq, ref = fragment.partition("=")
-    if key != "ref" or not eq or not ref:
-        raise bad_request(
-            f"spec.sourceCode {source!r}: the part after '#' must be ref=<branch, tag or commit sha>, got {fragment!r}"
-        )
-    return url, ref
-
-
-def local_path(url: str) -> str | None:
-    """The repository folder of a ``file://`` URL or a plain path; None for a remote URL."""
-    if url.startswith("file://"):
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise bad_request(f"spec.sourceCode {url!r}: a file:// URL names a path on this machine, not on a host")
-        return unquote(parts.path)
-    if "://" in url or _SCP_LIKE.match(url):
-        return None
-    return url
+    """``URL#ref=REF`` -> (URL, REF); (URL, None) without a ref; a 400 for any other ``#`` part."""
+    try:
+        return git_url.split_ref(source)
+    except ValueError as exc:
+        raise bad_request(f"spec.sourceCode {source!r}: {exc}") from None
 
 
 def resolve(source: str, relative_work_dir: str | None = None, seconds: float = RESOLVE_SECONDS) -> GitSource:
@@ -71,7 +53,10 @@ def resolve(source: str, relative_work_dir: str | None = None, seconds: float = 
         raise bad_request(f"spec.sourceCode {source!r} is not a git repository URL or path")
     if ref is not None and _BAD_REF.search(ref):
         raise bad_request(f"spec.sourceCode {source!r}: {ref!r} is not a valid branch, tag or commit name")
-    path = local_path(url)
+    try:
+        path = git_url.local_path(url)
+    except ValueError as exc:
+        raise bad_request(f"spec.sourceCode {url!r}: {exc}") from None
     if path is not None:
         return _resolve_local(url, path, ref, relative_work_dir, seconds)
     scheme = url.split("://", 1)[0].lower() if "://" in url else "ssh"
@@ -104,9 +89,7 @@ def _tail(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join(result.stderr.strip().splitlines()[-3:])
 
 
-def _resolve_local(
-    url: str, path: str, ref: str | None, relative_work_dir: str | None, seconds: float
-) -> GitSource:
+def _resolve_local(url: str, path: str, ref: str | None, relative_work_dir: str | None, seconds: float) -> GitSource:
     if not os.path.isabs(path):
         raise bad_request(
             f"spec.sourceCode {url!r}: a local repository must be given by its absolute path "

@@ -4,7 +4,6 @@ clones its git repository at the commit resolved at start, against a real contro
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +114,160 @@ def test_the_command_runs_in_the_relative_working_dir_and_a_missing_one_fails_cl
     assert experiment.message == (
         "the source could not be prepared: relative working directory 'nope' does not exist in the source"
     )
+
+
+# --------------------------------------------------------------------------- git sources
+
+SHOW_GIT = """\
+import subprocess, sys, time
+if sys.argv[1:] == ['--i', '0']:
+    time.sleep(1.5)
+head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True).stdout.strip()
+print('VERSION', open('version.txt').read().strip(), 'HEAD', head)
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin", "HOME": str(repo.parent)}  # fmt: skip
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True)
+    return done.stdout.strip()
+
+
+def commit(repo: Path, version: str) -> str:
+    (repo / "version.txt").write_text(version + "\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"version {version}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> tuple[Path, str, str]:
+    """A git repository: main has commits A then B; tag v1 and branch old point at A."""
+    root = tmp_path / "repo"
+    (root / "sub").mkdir(parents=True)
+    git(root.parent, "init", "-q", "-b", "main", str(root))
+    (root / "show.py").write_text(SHOW_GIT)
+    (root / "sub" / "where.py").write_text(
+        "import os; print('IN', os.path.basename(os.getcwd()), open('../version.txt').read().strip())\n"
+    )
+    a = commit(root, "A")
+    git(root, "tag", "v1")
+    git(root, "branch", "old")
+    b = commit(root, "B")
+    return root, a, b
+
+
+@pytest.mark.parametrize(
+    ("form", "want"),
+    [
+        ("{path}", "B"),  # HEAD
+        ("{path}#ref=main", "B"),
+        ("file://{path}#ref=old", "A"),  # a branch
+        ("file://{path}#ref=v1", "A"),  # a tag
+        ("{path}#ref={a}", "A"),  # a full sha
+        ("file://{path}#ref={a_short}", "A"),  # an abbreviated sha of a local repository
+    ],
+)
+def test_a_git_source_runs_the_commit_its_ref_names(
+    sdk: ControlPlane, repo: tuple[Path, str, str], form: str, want: str
+) -> None:
+    root, a, b = repo
+    url = form.format(path=root, a=a, a_short=a[:9])
+    run = Run(name=unique("git"), run_command="show.py --i 1", url=url, cluster_id="remote")
+    run.start()
+    expected = a if want == "A" else b
+    assert run.source_commit == expected
+    stored = sdk.ok("GET", f"/v1/core/remote/runs/{run.name}")["spec"]
+    assert stored["sourceCode"] == url and stored["sourceCommit"] == expected
+    assert run.wait(timeout=60, poll_interval=POLL) == "succeeded", [e.message for e in run]
+    assert logs(run)[0].splitlines()[-1] == f"VERSION {want} HEAD {expected}"
+
+
+def test_a_relative_path_to_a_repository_and_a_relative_working_dir_inside_it(
+    sdk: ControlPlane, repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, a, _b = repo
+    monkeypatch.chdir(root.parent)
+    run = Run(name=unique("gitsub"), run_command="python3 where.py", url="repo#ref=old", relative_working_dir="sub")
+    assert run.url == f"{root}#ref=old"  # made absolute where the SDK runs
+    run.start()
+    assert run.source_commit == a
+    assert run.wait(timeout=60, poll_interval=POLL) == "succeeded", [e.message for e in run]
+    assert logs(run)[0].splitlines()[-1] == "IN sub A"
+
+
+def test_a_branch_moved_after_start_changes_nothing_for_any_experiment(
+    sdk: ControlPlane, repo: tuple[Path, str, str]
+) -> None:
+    root, _a, b = repo
+    run = Run(
+        name=unique("moving"), run_command='show.py --i "range(6)"', url=f"file://{root}#ref=main",
+        max_parallel=1, cluster_id="remote",
+    )  # fmt: skip
+    run.start()
+    c = commit(root, "C")  # main moves on while exp0 sleeps and exp1..exp5 wait
+    git(root, "commit", "-q", "--amend", "-m", "rewritten")  # and is rewritten, to be sure
+    assert c != b and git(root, "rev-parse", "main") != b
+    assert run.wait(timeout=120, poll_interval=POLL) == "succeeded", [e.message for e in run]
+    assert [out.splitlines()[-1] for out in logs(run)] == [f"VERSION B HEAD {b}"] * 6
+    cache = sdk.home / "server" / "source-cache"
+    assert len([p for p in cache.iterdir() if p.name.startswith("git-") and p.name.endswith(b)]) == 1
+
+
+def _create(cp: ControlPlane, name: str, source: str, **spec: str) -> tuple[int, str]:
+    body = {"name": name, "spec": {"runControllerCommand": "true", "sourceCode": source, **spec}}
+    r = cp.call("POST", "/v1/core/local/runs", json=body)
+    return r.status_code, r.json().get("message", "")
+
+
+def test_bad_git_sources_are_refused_at_start_and_create_nothing(
+    sdk: ControlPlane, repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    root, _a, _b = repo
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    cases = {
+        str(tmp_path / "missing"): "does not exist",
+        str(plain): "is not a git repository",
+        f"file://{plain}": "is not a git repository",
+        f"{root}#ref=no-such-branch": "ref 'no-such-branch' does not exist",
+        f"{root}#ref=0123456789abcdef0123456789abcdef01234567": "does not exist",
+        f"{root}#branch=main": "must be ref=",
+        f"{root / 'sub'}": "is inside the git repository",
+        "relative/repo": "must be given by its absolute path",
+        "ftp://example.com/repo.git": "unsupported scheme 'ftp'",
+        "https://127.0.0.1:9/nobody/repo.git": "is not a git repository that can be read",
+    }
+    for i, (source, message) in enumerate(cases.items()):
+        name = f"badgit-{i}-{uuid.uuid4().hex[:6]}"
+        status, text = _create(sdk, name, source)
+        assert status == 400 and message in text, (source, status, text)
+        assert sdk.call("GET", f"/v1/core/local/runs/{name}").status_code == 404
+    status, text = _create(sdk, unique("badgit"), f"{root}#ref=old", relativeWorkDir="nope")
+    assert status == 400 and "relativeWorkDir 'nope' is not a folder" in text
+
+    # the SDK says the same before anything is created
+    with pytest.raises(GridError, match="does not exist"):
+        Run(name=unique("sdkgit"), run_command="true", url=str(tmp_path / "missing"))
+    bad_ref = Run(name=unique("sdkgit"), run_command="true", url=f"{root}#ref=nope")
+    with pytest.raises(GridError, match="ref 'nope' does not exist"):
+        bad_ref.start()
+    assert sdk.call("GET", f"/v1/core/local/runs/{bad_ref.name}").status_code == 404
+
+
+def test_the_cli_runs_a_git_source_and_prints_its_commit(
+    sdk: ControlPlane, repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from grid_ops.cli.main import cli
+
+    root, a, _b = repo
+    monkeypatch.chdir(root.parent)
+    name = unique("cligit")
+    args = ["run", "--name", name, "--url", "repo#ref=v1", "--wait", "show.py", "--i", "1"]
+    result = CliRunner().invoke(cli, args, prog_name="grid-ops")
+    assert result.exit_code == 0, result.output
+    assert f"source:     {root}#ref=v1 at commit {a}" in result.output
+    assert logs(Run(name))[0].splitlines()[-1] == f"VERSION A HEAD {a}"
