@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.controlplane import TEST_CONFIG, ControlPlane, start_control_plane
 
-CONFIG = """
-cancel_grace_seconds: 2
-heartbeat_timeout_seconds: 3
-heartbeat_interval_seconds: 0.5
-heartbeat_grace_seconds: 2
-clusters:
-  - id: local
-    executor: local
-    capacity: {cpu: 2, gpu: 0, memory_mb: 8192}
-    instance_types:
-      - {name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.1}
-"""
+CONFIG = "heartbeat_timeout_seconds: 3\nheartbeat_interval_seconds: 0.5\nheartbeat_grace_seconds: 2\n" + TEST_CONFIG
 
 # prints its process group and its parent (the runner's supervisor), then works silently
 QUIET = (
