@@ -1,16 +1,19 @@
-"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points,
-uploads artifacts, lists the files of the datastore version it mounts, says when its experiment waits
-for its environment's build, and sends the build log. Authenticated only by
+"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner downloads its run's source,
+sends heartbeats, reports metric points, uploads artifacts, lists the files of the datastore version it
+mounts, says when its experiment waits for its environment's build, and sends the build log. Authenticated only by
 ``X-Grid-Runner-Token``, the experiment's own token (``$GRID_RUNNER_TOKEN``), valid for that experiment
 alone.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from sqlalchemy import select
 
 from grid_ops.schemas import (
     ArtifactUploadResponse,
@@ -29,12 +32,14 @@ from grid_ops.server.datastores import runtime_of
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
+from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import PageDep
 from grid_ops.server.phases import ACTIVE
 from grid_ops.server.scheduler import add_event, refresh_runs
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
+log = logging.getLogger("grid_ops.runner_api")
 
 
 async def runner_experiment(
@@ -134,3 +139,36 @@ async def write_build_log(
     except OffsetMismatch as exc:
         raise ApiError(409, f"{exc}; send the build log from offset {exc.size}") from None
     return wire_response(BuildLogWritten(size=size))
+
+
+@router.post("/heartbeat")
+async def heartbeat(experiment_id: ExperimentId, state: StateDep) -> Response:
+    """The runner is alive. 409 when the experiment is no longer running (it ended, was stopped, or was
+    judged lost): the runner then stops its command itself."""
+    if state.scheduler.heartbeat(experiment_id):
+        return Response(status_code=204)
+    with state.sessions() as session:
+        phase = session.scalar(select(ExperimentRow.phase).where(ExperimentRow.id == experiment_id))
+    if phase is None:
+        raise ApiError(404, f"experiment {experiment_id!r} not found")
+    if phase not in ACTIVE:
+        now = phase.removeprefix("EXPERIMENT_STATE_").lower()
+        raise ApiError(409, f"experiment {experiment_id!r} is no longer running (it is {now}); stop its command")
+    return Response(status_code=204)  # running, but heartbeats are not watched (off in the server's config)
+
+
+@router.get("/source", response_class=FileResponse)
+def source(experiment_id: ExperimentId, state: StateDep) -> FileResponse:
+    """The run's source snapshot (a gzip tar), for a runner that cannot read the control plane's files.
+    Each download is logged: a node's runners fetch a run's snapshot once and share it."""
+    with state.sessions() as session:
+        exp = session.get(ExperimentRow, experiment_id)
+        run = session.get(RunRow, exp.run_id) if exp is not None else None
+        if exp is None or run is None or run.deleted_at is not None:
+            raise ApiError(404, f"experiment {experiment_id!r} not found")
+        if run.source_state != "ready":
+            raise ApiError(404, f"run {run.name!r} has no uploaded source snapshot (source: {run.source_state})")
+        run_id, run_name = run.id, run.name
+    path = state.scheduler.source_path(run_id)
+    log.info("source snapshot of run %s (%s) sent to experiment %s", run_name, run_id, experiment_id)
+    return FileResponse(path, media_type="application/gzip", filename=f"{run_name}.tar.gz")
