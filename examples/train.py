@@ -30,9 +30,7 @@ def main() -> None:
     parser.add_argument("--kernel", default="rbf", choices=["rbf", "linear", "poly", "sigmoid"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="read digits.npz from here instead of the bundled set ($VARS expanded, e.g. $GRID_DATASTORE_DIR)",
+        "--data-dir", default=None, help="read digits.npz from here instead of the bundled set"
     )
     args = parser.parse_args()
 
@@ -40,7 +38,7 @@ def main() -> None:
     if args.data_dir:
         import numpy as np
 
-        data = np.load(Path(os.path.expandvars(args.data_dir)) / "digits.npz")
+        data = np.load(Path(args.data_dir) / "digits.npz")
         x, y = data["x"], data["y"]
     else:
         digits = load_digits()

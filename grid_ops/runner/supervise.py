@@ -236,7 +236,7 @@ class Supervisor:
 
     def _command(self) -> int:
         """Run the command once it is known to exist (127, with ``self.reason`` set, when it does not)."""
-        argv, problem = resolve_command(self.argv, self.env.get("PATH") or os.defpath)
+        argv, problem = resolve_command(expand_vars(self.argv, self.env), self.env.get("PATH") or os.defpath)
         if problem is not None:
             self.reason = problem
             self.note(f"the experiment could not start: {problem}")
@@ -393,6 +393,24 @@ class Supervisor:
         reporter.close()
         if has_artifacts and artifacts:
             reporter.upload_artifacts(artifacts)
+
+
+def expand_vars(argv: list[str], env: dict[str, str]) -> list[str]:
+    """``$NAME`` and ``${NAME}`` in the command's arguments replaced by the experiment's variables, as a
+    shell would (``--data-dir $GRID_DATASTORE_DIR``); a name the environment does not define stays as
+    written, and ``$$`` is a literal ``$``. The command itself runs without a shell."""
+    if not any("$" in arg for arg in argv):
+        return argv
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name is None:
+            return "$"
+        return env.get(name, match.group(0))
+
+    pattern = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
+    return [pattern.sub(value, arg) for arg in argv]
 
 
 def resolve_command(argv: list[str], path: str) -> tuple[list[str], str | None]:

@@ -146,3 +146,17 @@ def test_scratch_is_an_empty_folder_linked_at_a_relative_mount_path(cp: ControlP
     log = cp.ok("GET", "/v1/core/local/experiments/scratch-abs-exp0/logs")["data"]
     assert "does not link it at the absolute path /scratch" in log
 
+
+
+def test_variables_in_the_commands_arguments_take_the_experiments_values(cp: ControlPlane) -> None:
+    command = (
+        "python3 -c \"import sys; print('ARGS', sys.argv[1:], flush=True)\" "
+        "$GRID_EXPERIMENT_NAME ${GRID_RUN_NAME}-x $GRID_OPS_NOT_DEFINED price=5$$"
+    )
+    body = {"name": "runner-vars", "spec": {"runControllerCommand": command}}
+    assert cp.call("POST", "/v1/core/local/runs", json=body).status_code == 200
+    assert cp.wait_run("runner-vars")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    log = cp.ok("GET", "/v1/core/local/experiments/runner-vars-exp0/logs")["data"]
+    line = next(line for line in log.splitlines() if line.startswith("ARGS"))
+    # defined names are replaced, an undefined one stays as written, $$ is a literal $
+    assert line == "ARGS ['runner-vars-exp0', 'runner-vars-x', '$GRID_OPS_NOT_DEFINED', 'price=5$']"
