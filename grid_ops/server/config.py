@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from grid_ops.server.datastore_config import DatastoreSettings, parse_datastore_settings
+
 DEFAULT_CPU_HOURLY_COST = 0.04
 DEFAULT_SPOT_FACTOR = 0.3
 EXECUTORS = ("local", "ray")
@@ -96,6 +98,7 @@ class ServerConfig:
     max_experiments_per_run: int = 10_000
     cancel_grace_seconds: float = 10.0
     max_source_bytes: int = 512 * 1024 * 1024
+    datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
 
 
 def machine_capacity() -> Capacity:
@@ -167,6 +170,7 @@ _TOP_KEYS = {
     "max_experiments_per_run",
     "cancel_grace_seconds",
     "max_source_bytes",
+    "datastores",
 }
 _CLUSTER_KEYS = {
     "id",
@@ -317,4 +321,5 @@ def load_config(path: str | Path | None) -> ServerConfig:
         max_experiments_per_run=_number("max_experiments_per_run", d.get("max_experiments_per_run", 10_000), int),
         cancel_grace_seconds=_number("cancel_grace_seconds", d.get("cancel_grace_seconds", 10.0)),
         max_source_bytes=_number("max_source_bytes", d.get("max_source_bytes", 512 * 1024 * 1024), int),
+        datastores=parse_datastore_settings(d.get("datastores"), ConfigError),
     )

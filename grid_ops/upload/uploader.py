@@ -30,7 +30,8 @@ from grid_ops.datastore_names import validate_datastore_name
 from grid_ops.errors import ConflictError, GridError, NotFoundError, ValidationError
 from grid_ops.upload.pack import pack
 from grid_ops.upload.progress import Progress
-from grid_ops.upload.scan import changed_files, hash_files, scan_source, sha256_file
+from grid_ops.upload.same_host import SameHostUpload, may_be_same_host
+from grid_ops.upload.scan import SourceFile, changed_files, hash_files, scan_source, sha256_file
 from grid_ops.upload.state import ObjectState, StateStore, UploadState, state_key
 from grid_ops.upload.transfer import ByteBudget, Part, PartSender, RateLimit, SourceChanged, UrlExpired, read_part
 
@@ -49,13 +50,16 @@ class UploadOptions:
     """Part size, parallel connections, the bytes of parts in flight at once (memory, and what an
     interruption can waste) and an optional bandwidth cap (bytes per second, 0: none).
 
+    ``same_host``: let a control plane on this machine copy the files from disk (``same_host.py``).
+
     ``from_env`` reads ``GRID_OPS_UPLOAD_PART_SIZE``, ``GRID_OPS_UPLOAD_THREADS``,
-    ``GRID_OPS_UPLOAD_IN_FLIGHT`` and ``GRID_OPS_UPLOAD_MAX_BPS``."""
+    ``GRID_OPS_UPLOAD_IN_FLIGHT``, ``GRID_OPS_UPLOAD_MAX_BPS`` and ``GRID_OPS_UPLOAD_SAME_HOST`` (0: off)."""
 
     part_size: int = DEFAULT_PART_SIZE
     threads: int = DEFAULT_THREADS
     max_bytes_per_second: int = 0
     max_in_flight: int = DEFAULT_IN_FLIGHT
+    same_host: bool = True
 
     @classmethod
     def from_env(cls) -> UploadOptions:
@@ -76,6 +80,7 @@ class UploadOptions:
             threads=number("GRID_OPS_UPLOAD_THREADS", DEFAULT_THREADS, 1),
             max_bytes_per_second=number("GRID_OPS_UPLOAD_MAX_BPS", 0, 0),
             max_in_flight=number("GRID_OPS_UPLOAD_IN_FLIGHT", DEFAULT_IN_FLIGHT, 1),
+            same_host=number("GRID_OPS_UPLOAD_SAME_HOST", 1, 0) != 0,
         )
 
 
@@ -90,6 +95,7 @@ class UploadStats:
     files_already_stored: int = 0
     bytes_already_stored: int = 0
     bytes_resumed: int = 0
+    bytes_copied_on_host: int = 0  # copied by a control plane on this machine from disk (same-host upload)
     seconds: float = 0.0
 
 
@@ -177,8 +183,8 @@ class DatastoreUploader:
         files = scan_source(src)
         if not files:
             raise ValidationError(f"the datastore source {src} holds no files; add files or choose another source")
-        self.progress.stage(f"hashing {len(files)} files ({sum(f.size for f in files)} bytes)")
-        files = hash_files(files, threads=min(8, self.options.threads))
+        if compression or not (self.options.same_host and may_be_same_host(self.client.url)):
+            files = self._hash(files)
         state = UploadState(
             key=key,
             url=self.client.url,
@@ -199,26 +205,39 @@ class DatastoreUploader:
             state.archive = str(archive)
             sha = sha256_file(archive)
             state.objects[sha] = ObjectState(sha, archive.stat().st_size, f"{name}.tar.gz", str(archive))
-        else:
-            for f in files:
-                assert f.sha256 is not None
-                if f.sha256 not in state.objects:
-                    state.objects[f.sha256] = ObjectState(f.sha256, f.size, f.path, str(f.local))
+        elif all(f.sha256 is not None for f in files):
+            self._add_objects(state, files)
         self.states.save(state)  # the token is on disk before the version is created
         return state
+
+    def _hash(self, files: list[SourceFile]) -> list[SourceFile]:
+        self.progress.stage(f"hashing {len(files)} files ({sum(f.size for f in files)} bytes)")
+        return hash_files(files, threads=min(8, self.options.threads))
+
+    @staticmethod
+    def _add_objects(state: UploadState, files: list[SourceFile]) -> None:
+        """Content objects to send through presigned URLs for ``files`` (hashed)."""
+        for f in files:
+            assert f.sha256 is not None
+            if f.sha256 not in state.objects:
+                state.objects[f.sha256] = ObjectState(f.sha256, f.size, f.path, str(f.local))
+
+    @staticmethod
+    def _changed(state: UploadState, changes: list[str], when: str) -> SourceChanged:
+        shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
+        version = f" version {state.version}" if state.version else ""
+        return SourceChanged(
+            changes,
+            f"{len(changes)} file(s) of {state.source} changed {when} of datastore "
+            f"{state.name!r}{version}: {shown}. Put them back as they were and resume, or discard the "
+            f"interrupted upload (grid-ops datastore delete --name {state.name} --version {state.version or 'N'}"
+            ", or Datastore.delete()) and upload again",
+        )
 
     def _check_unchanged(self, state: UploadState) -> None:
         changes = changed_files(state.files, scan_source(Path(state.source)))
         if changes:
-            shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
-            version = f" version {state.version}" if state.version else ""
-            raise SourceChanged(
-                changes,
-                f"{len(changes)} file(s) of {state.source} changed since the interrupted upload of datastore "
-                f"{state.name!r}{version} began: {shown}. Put them back as they were and resume, or discard the "
-                f"interrupted upload (grid-ops datastore delete --name {state.name} --version {state.version or 'N'}"
-                ", or Datastore.delete()) and upload again",
-            )
+            raise self._changed(state, changes, "since the interrupted upload")
         if state.archive is not None:
             archive = Path(state.archive)
             (expected,) = state.objects.values()
@@ -257,6 +276,7 @@ class DatastoreUploader:
             state.datastore_id = state.version = None
             state.token = uuid.uuid4().hex
             state.manifest_sent = False
+            state.recorded = []
             for obj in state.objects.values():
                 obj.upload_id, obj.part_count, obj.etags, obj.completed = None, 0, {}, False
             return self._create(state)
@@ -266,6 +286,8 @@ class DatastoreUploader:
         current = self._current(state)
         if current.status.phase not in (None, Phase.UNSPECIFIED):  # completed by an earlier call
             return self._finish(state, self._wait(current), stats, started)
+        if not state.compression and any(f.sha256 is None for f in state.files):
+            self._same_host(state, stats)
         for attempt in range(2):
             sender = self._send_missing(state, stats)
             stats.bytes_sent += sender.bytes_sent.value
@@ -285,6 +307,22 @@ class DatastoreUploader:
         assert state.datastore_id is not None
         done = self.client.complete_datastore(state.datastore_id, cluster_id=state.cluster_id)
         return self._finish(state, self._wait(done), stats, started)
+
+    def _same_host(self, state: UploadState, stats: UploadStats) -> None:
+        """Have a control plane on this machine copy the files from disk; hash what it cannot take, to send
+        it through presigned URLs."""
+        left = [f for f in state.files if f.path not in set(state.recorded)]
+        if state.same_host is not False and self.options.same_host:
+            try:
+                copied, left = SameHostUpload(self.client, self.states, self.progress).run(state)
+            except SourceChanged as exc:
+                raise self._changed(state, exc.files, "during the upload") from None
+            stats.bytes_copied_on_host += copied
+        if left:
+            hashed = {f.path: f for f in self._hash([f for f in left if f.sha256 is None])}
+            state.files = [hashed.get(f.path, f) for f in state.files]
+            self._add_objects(state, [f for f in state.files if f.path not in set(state.recorded)])
+            self.states.save(state)
 
     def _finish(self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float) -> UploadResult:
         self.states.delete(state.key)
@@ -460,11 +498,14 @@ class DatastoreUploader:
 
     def _send_manifest(self, state: UploadState) -> None:
         assert state.datastore_id is not None
-        self.progress.stage(f"sending the list of {len(state.files)} files")
+        recorded = set(state.recorded)  # by a same-host upload
         entries = [
             schemas.ManifestEntry(path=f.path, sha256=f.sha256 or "", size_bytes=f.size, mode=f.mode)
             for f in state.files
+            if f.path not in recorded
         ]
+        if entries:
+            self.progress.stage(f"sending the list of {len(entries)} files")
         for start in range(0, len(entries), MANIFEST_BATCH):
             self.client.add_datastore_files(
                 state.datastore_id, entries[start : start + MANIFEST_BATCH], cluster_id=state.cluster_id
