@@ -41,6 +41,7 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
                 state_dir / "clusters" / cluster.id,
                 cluster.capacity.gpu,
                 datastore_cache=state_dir / "datastore-cache",
+                datastore_cache_max_bytes=config.datastores.node_cache_max_bytes,
             )
     return out
 

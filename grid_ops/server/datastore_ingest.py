@@ -189,7 +189,7 @@ class IngestWorker:
                         shutil.copyfileobj(stream, out, _CHUNK)
                 if sha is not None and hash_file(archive) != sha:
                     raise ArchiveError(f"the uploaded archive does not match its declared sha256 {sha}; upload again")
-                unpack(archive, tree, self.runtime.config.datastores.unpack)
+                unpack(archive, tree, self.runtime.config.datastores.unpack, "the uploaded archive")
             return "unpacked the uploaded archive"
         if job.source_type == DatastoreSourceType.HTTP_URL:
             assert job.source is not None

@@ -82,7 +82,7 @@ def fetch_http(url: str, work: Path, tree: Path, settings: DatastoreSettings | N
             f"could not download {url}: {_reason(exc)}; check that the URL is reachable from the control plane"
         ) from exc
     if archive_kind(download) is not None and name.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        unpack(download, tree, settings.unpack)
+        unpack(download, tree, settings.unpack, name)
         return f"downloaded and unpacked {name}"
     tree.mkdir(parents=True, exist_ok=True)
     download.replace(tree / name)

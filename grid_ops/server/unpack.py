@@ -37,8 +37,8 @@ def archive_kind(path: Path) -> str | None:
 class _Budget:
     """Counts members and their bytes against the limits as they are listed; the first excess raises."""
 
-    def __init__(self, archive: Path, limits: UnpackLimits) -> None:
-        self.name = archive.name
+    def __init__(self, archive: Path, limits: UnpackLimits, label: str) -> None:
+        self.name = label
         self.limits = limits
         self.max_bytes = min(limits.max_bytes, int(limits.max_ratio * max(1, archive.stat().st_size)))
         self.files = 0
@@ -65,11 +65,11 @@ class _Budget:
             )
 
 
-def unpack(archive: Path, dest: Path, limits: UnpackLimits | None = None) -> None:
+def unpack(archive: Path, dest: Path, limits: UnpackLimits | None = None, label: str | None = None) -> None:
     """Unpack ``archive`` into ``dest`` (created), refusing members that would escape it and archives over
-    ``limits`` (see the module's docstring)."""
+    ``limits`` (see the module's docstring); ``label`` names the archive in messages."""
     dest.mkdir(parents=True, exist_ok=True)
-    budget = _Budget(archive, limits or UnpackLimits())
+    budget = _Budget(archive, limits or UnpackLimits(), label or archive.name)
     kind = archive_kind(archive)
     try:
         if kind == "tar":

@@ -70,12 +70,18 @@ class LocalExecutor(Executor):
     """Runs experiments as child process groups under ``state_dir/experiments/<id>/``."""
 
     def __init__(
-        self, on_exit: ExitCallback, state_dir: Path, gpus: int = 0, datastore_cache: Path | None = None
+        self,
+        on_exit: ExitCallback,
+        state_dir: Path,
+        gpus: int = 0,
+        datastore_cache: Path | None = None,
+        datastore_cache_max_bytes: int = 0,
     ) -> None:
         super().__init__(on_exit)
         self.root = state_dir / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
         self.datastore_cache = datastore_cache or state_dir / "datastore-cache"
+        self.datastore_cache_max_bytes = datastore_cache_max_bytes  # 0: no limit
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._pgids: dict[str, int] = {}
@@ -144,6 +150,7 @@ class LocalExecutor(Executor):
         if spec.datastore_id:  # the runner fetches the version into this node's cache (runner/datastore.py)
             env["GRID_DATASTORE_CACHE"] = str(self.datastore_cache)
             env["GRID_DATASTORE_DIR"] = version_dir(str(self.datastore_cache), spec.datastore_id)
+            env["GRID_DATASTORE_CACHE_MAX_BYTES"] = str(self.datastore_cache_max_bytes)
         argv = with_interpreter(spec.argv, cwd)
         try:
             self._check_command(argv, cwd, env)
