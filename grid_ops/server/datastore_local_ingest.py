@@ -16,9 +16,11 @@ account can, which on the embedded control plane is that user's own account.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +72,24 @@ def _sees_client_files(probe_path: str, token: str) -> bool:
         return False
 
 
-def _copy_one(store: LocalStore, owner: str, forbidden: list[Path], f: LocalFile) -> _Copied:
+def _real_path(path: str, real_dir: Callable[[str], str]) -> Path:
+    """Where ``path`` really is, resolving its folder through ``real_dir`` (cached per request: a source is
+    mostly a few folders) and the file itself only when it is a link."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return Path(os.path.realpath(path))
+    except OSError:
+        return Path(path)
+    folder, name = os.path.split(path)
+    return Path(real_dir(folder)) / name
+
+
+def _copy_one(
+    store: LocalStore, owner: str, forbidden: list[Path], real_dir: Callable[[str], str], f: LocalFile
+) -> _Copied:
     """Copy one file into the store by its hash (or say why not)."""
     out = _Copied(f.path, mode=DEFAULT_MODE if f.mode is None else f.mode & 0o777)
-    real = Path(os.path.realpath(f.local_path))
+    real = _real_path(f.local_path, real_dir)
     if any(real.is_relative_to(root) for root in forbidden):
         out.problem = "unavailable"  # the control plane's own files are never datastore sources
         return out
@@ -101,11 +117,7 @@ def _copy_one(store: LocalStore, owner: str, forbidden: list[Path], f: LocalFile
             tmp.unlink()
         out.problem = "changed"
         return out
-    key = blob_key(owner, sha)
-    if store.object_size(key) == copied:  # stored already (an earlier version, or another file of this one)
-        tmp.unlink()
-    else:
-        store.put_file(key, tmp)
+    store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
     out.sha256, out.size = sha, copied
     return out
 
@@ -147,7 +159,8 @@ def ingest_local_files(
         return LocalFilesResponse(same_host=False)
     forbidden = [Path(os.path.realpath(runtime.state_dir)), Path(os.path.realpath(store.root))]
     by_size = sorted(body.files, key=lambda f: -f.size_bytes)  # large files first: the threads end together
-    copied = concurrently(lambda f: _copy_one(store, owner, forbidden, f), by_size, COPY_THREADS)
+    real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
+    copied = concurrently(lambda f: _copy_one(store, owner, forbidden, real_dir, f), by_size, COPY_THREADS)
     stored = [c for c in copied if c.problem is None and c.sha256 is not None]
     with runtime.sessions.begin() as session:
         now = session.get(DatastoreRow, datastore_id)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -489,19 +489,23 @@ def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, i
                 DatastoreFileRow.datastore_id == row.id, DatastoreFileRow.path_hash.in_(keys[start : start + 500])
             )
         )
-    session.add_all(
-        DatastoreFileRow(
-            datastore_id=row.id,
-            path_hash=h,
-            path=path,
-            user_id=row.user_id,
-            cluster_id=row.cluster_id,
-            sha256=sha,
-            size=size,
-            mode=mode,
+    if by_hash:  # one executemany, not an ORM object per file
+        session.execute(
+            insert(DatastoreFileRow),
+            [
+                {
+                    "datastore_id": row.id,
+                    "path_hash": h,
+                    "path": path,
+                    "user_id": row.user_id,
+                    "cluster_id": row.cluster_id,
+                    "sha256": sha,
+                    "size": size,
+                    "mode": mode,
+                }
+                for h, (path, sha, size, mode) in by_hash.items()
+            ],
         )
-        for h, (path, sha, size, mode) in by_hash.items()
-    )
 
 
 def add_manifest(
