@@ -59,12 +59,14 @@ class SameHostUpload:
         self.states = states
         self.progress = progress
 
-    def run(self, state: UploadState) -> tuple[int, list[SourceFile]]:
-        """Have the server copy every file not recorded yet. Returns the bytes it copied and the files left
-        for presigned URLs (all of them when the server cannot take same-host uploads)."""
+    def run(self, state: UploadState, stored: set[str] | None = None) -> tuple[int, list[SourceFile]]:
+        """Have the server copy every file not recorded yet, except the paths in ``stored`` (whose content
+        it has already). Returns the bytes it copied and the files left for presigned URLs (all of them but
+        ``stored`` when the server cannot take same-host uploads)."""
         assert state.datastore_id is not None
         recorded = set(state.recorded)
-        todo = [f for f in state.files if f.path not in recorded]
+        skip = recorded | (stored or set())
+        todo = [f for f in state.files if f.path not in skip]
         if not todo:
             return 0, []
         self.progress.stage(f"copying {len(todo)} files into the control plane's storage on this machine")
@@ -119,8 +121,8 @@ class SameHostUpload:
         if refused.is_set():
             state.same_host = False
             self.states.save(state)
-            recorded = set(state.recorded)
-            return sum(c for c, _ in results), [f for f in state.files if f.path not in recorded]
+            skip = set(state.recorded) | (stored or set())
+            return sum(c for c, _ in results), [f for f in state.files if f.path not in skip]
         return sum(c for c, _ in results), [f for batch in results for f in batch[1]]
 
     def _record(self, state: UploadState, answer: schemas.LocalFilesResponse) -> int:

@@ -28,6 +28,7 @@ from grid_ops.client import GridClient
 from grid_ops.credentials import grid_ops_home
 from grid_ops.datastore_names import validate_datastore_name
 from grid_ops.errors import ConflictError, GridError, NotFoundError, ValidationError
+from grid_ops.upload.hash_cache import HashCache
 from grid_ops.upload.pack import pack
 from grid_ops.upload.progress import Progress
 from grid_ops.upload.same_host import SameHostUpload, may_be_same_host
@@ -140,6 +141,7 @@ class DatastoreUploader:
     ) -> None:
         self.client = client
         self.states = StateStore(home or grid_ops_home())
+        self.hashes = HashCache(home or grid_ops_home())
         self.options = options or UploadOptions.from_env()
         self.progress = progress or Progress()
 
@@ -180,9 +182,11 @@ class DatastoreUploader:
     # ------------------------------------------------------------------ preparing
 
     def _new_state(self, key: str, name: str, src: Path, compression: bool, cluster: str) -> UploadState:
+        scanned = time.time_ns()
         files = scan_source(src)
         if not files:
             raise ValidationError(f"the datastore source {src} holds no files; add files or choose another source")
+        files = self.hashes.lookup(files)  # files as they were at an earlier upload are not read again
         if compression or not (self.options.same_host and may_be_same_host(self.client.url)):
             files = self._hash(files)
         state = UploadState(
@@ -196,6 +200,7 @@ class DatastoreUploader:
             token=uuid.uuid4().hex,
             part_size=self.options.part_size,
             files=files,
+            scanned_ns=scanned,
         )
         if compression:
             archive = self.states.archive_path(key)
@@ -211,8 +216,13 @@ class DatastoreUploader:
         return state
 
     def _hash(self, files: list[SourceFile]) -> list[SourceFile]:
-        self.progress.stage(f"hashing {len(files)} files ({sum(f.size for f in files)} bytes)")
-        return hash_files(files, threads=min(8, self.options.threads))
+        """``files`` with every hash known (those not known yet are read)."""
+        todo = [f for f in files if f.sha256 is None]
+        if not todo:
+            return files
+        self.progress.stage(f"hashing {len(todo)} files ({sum(f.size for f in todo)} bytes)")
+        hashed = {f.path: f for f in hash_files(todo, threads=min(8, self.options.threads))}
+        return [hashed.get(f.path, f) for f in files]
 
     @staticmethod
     def _add_objects(state: UploadState, files: list[SourceFile]) -> None:
@@ -313,8 +323,9 @@ class DatastoreUploader:
         it through presigned URLs."""
         left = [f for f in state.files if f.path not in set(state.recorded)]
         if state.same_host is not False and self.options.same_host:
+            stored = self._stored_already([f for f in left if f.sha256 is not None], state, stats)
             try:
-                copied, left = SameHostUpload(self.client, self.states, self.progress).run(state)
+                copied, left = SameHostUpload(self.client, self.states, self.progress).run(state, stored)
             except SourceChanged as exc:
                 raise self._changed(state, exc.files, "during the upload") from None
             stats.bytes_copied_on_host += copied
@@ -324,7 +335,27 @@ class DatastoreUploader:
             self._add_objects(state, [f for f in state.files if f.path not in set(state.recorded)])
             self.states.save(state)
 
+    def _stored_already(self, files: list[SourceFile], state: UploadState, stats: UploadStats) -> set[str]:
+        """The paths of ``files`` (hashed) whose content the server stores already: only their manifest
+        entries are sent."""
+        assert state.datastore_id is not None
+        if not files:
+            return set()
+        self.progress.stage("asking which content the server has already")
+        distinct = {f.sha256: f.size for f in files if f.sha256}
+        refs = [schemas.BlobRef(sha256=sha, size_bytes=size) for sha, size in distinct.items()]
+        missing: set[str] = set()
+        for start in range(0, len(refs), MANIFEST_BATCH):
+            batch = refs[start : start + MANIFEST_BATCH]
+            missing.update(self.client.missing_blobs(state.datastore_id, batch, cluster_id=state.cluster_id))
+        have = [f for f in files if f.sha256 not in missing]
+        stats.files_already_stored += len(have)
+        stats.bytes_already_stored += sum({f.sha256: f.size for f in have}.values())
+        return {f.path for f in have}
+
     def _finish(self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float) -> UploadResult:
+        if state.scanned_ns:
+            self.hashes.remember(state.files, state.scanned_ns)
         self.states.delete(state.key)
         stats.seconds = time.monotonic() - started
         self.progress.finish(f"version {final.spec.version} of {final.name!r} is ready")

@@ -130,6 +130,27 @@ def test_same_host_upload_copies_from_disk_and_stores_each_content_once(
     assert not list((tmp_path / "home" / "uploads").glob("*"))  # progress (and the probe file) gone
 
 
+def test_files_unchanged_since_an_earlier_upload_are_not_read_again(
+    cp: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_sdk_at(monkeypatch, cp, tmp_path / "home")
+    name = unique("cached-hashes")
+    seed = int(sha(name.encode())[:8], 16)
+    src = make_tree(tmp_path / "data", {f"f{i}.bin": random_bytes(20_000, seed + i) for i in range(5)})
+    time.sleep(2.1)  # files changed in the last two seconds are never trusted by their times alone
+    Datastore(name=name, source=src).upload()
+    (src / "f1.bin").write_bytes(random_bytes(20_000, seed + 100))  # changed
+    old = (src / "f2.bin").stat()
+    (src / "f2.bin").write_bytes(random_bytes(20_000, seed + 200))  # changed, size and mtime put back:
+    os.utime(src / "f2.bin", ns=(old.st_atime_ns, old.st_mtime_ns))  # only its change time tells
+    second = Datastore(name=name, source=src)
+    second.upload()
+    stats = second.last_upload
+    assert stats is not None
+    assert stats.bytes_copied_on_host == 40_000 and stats.files_already_stored == 3  # f0, f3, f4 not read
+    assert read_version(client_of(cp), f"{name}:2") == tree_of(src)
+
+
 class EditWhenCopying(Progress):
     """Changes a file of the source just before the control plane copies the files (a user still writing)."""
 
