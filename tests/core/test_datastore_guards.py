@@ -90,10 +90,6 @@ def locked(tmp_path_factory: pytest.TempPathFactory, web: tuple[str, Path]) -> I
     plane.stop()
 
 
-def sdk_on(mp: pytest.MonkeyPatch, plane: ControlPlane, home: Path) -> None:
-    point_sdk_at(mp, plane, home)
-
-
 def blobs_of(plane: ControlPlane) -> set[str]:
     root = plane.home / "server" / "datastores" / "local" / "blobs" / plane.user_id
     return {p.name for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
