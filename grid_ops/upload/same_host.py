@@ -70,18 +70,26 @@ class SameHostUpload:
         if not todo:
             return 0, []
         self.progress.stage(f"copying {len(todo)} files into the control plane's storage on this machine")
-        self.progress.start(sum(f.size for f in state.files), sum(f.size for f in state.files if f.path in recorded))
+        done = sum(f.size for f in state.files if f.path in recorded)
+        self.progress.start(done + sum(f.size for f in todo), done)
         probe = self.states.root / f"probe-{state.key}-{os.getpid()}"
         token = secrets.token_hex(16)
         probe.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe.write_text(token)
         lock = threading.Lock()
-        refused = threading.Event()
+        stop = threading.Event()  # the server cannot take them, or a batch failed
 
         def send(batch: list[SourceFile]) -> tuple[int, list[SourceFile]]:
-            assert state.datastore_id is not None
-            if refused.is_set():
+            if stop.is_set():
                 return 0, []
+            try:
+                return send_one(batch)
+            except BaseException:
+                stop.set()
+                raise
+
+        def send_one(batch: list[SourceFile]) -> tuple[int, list[SourceFile]]:
+            assert state.datastore_id is not None
             request = schemas.LocalFilesRequest(
                 probe_path=str(probe),
                 probe_token=token,
@@ -102,7 +110,7 @@ class SameHostUpload:
             except (AuthenticationError, NotFoundError):  # refused by its config, or an older server
                 answer = schemas.LocalFilesResponse(same_host=False)
             if not answer.same_host:
-                refused.set()
+                stop.set()
                 return 0, []
             with lock:
                 copied = self._record(state, answer)
@@ -112,13 +120,19 @@ class SameHostUpload:
             unavailable = set(answer.unavailable)
             return copied, [f for f in batch if f.path in unavailable]
 
+        pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="grid-ops-same-host")
         try:
-            with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="grid-ops-same-host") as pool:
-                results = list(pool.map(send, _batches(todo)))
+            futures = [pool.submit(send, batch) for batch in _batches(todo)]
+            results = [future.result() for future in futures]
+        except BaseException:  # an interruption or a failure: no further batches
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
+            pool.shutdown(wait=True)
             with contextlib.suppress(FileNotFoundError):
                 probe.unlink()
-        if refused.is_set():
+        if stop.is_set():
             state.same_host = False
             self.states.save(state)
             skip = set(state.recorded) | (stored or set())

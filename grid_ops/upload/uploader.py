@@ -187,7 +187,8 @@ class DatastoreUploader:
         if not files:
             raise ValidationError(f"the datastore source {src} holds no files; add files or choose another source")
         files = self.hashes.lookup(files)  # files as they were at an earlier upload are not read again
-        if compression or not (self.options.same_host and may_be_same_host(self.client.url)):
+        same_host = not compression and self.options.same_host and may_be_same_host(self.client.url)
+        if not same_host:
             files = self._hash(files)
         state = UploadState(
             key=key,
@@ -210,7 +211,7 @@ class DatastoreUploader:
             state.archive = str(archive)
             sha = sha256_file(archive)
             state.objects[sha] = ObjectState(sha, archive.stat().st_size, f"{name}.tar.gz", str(archive))
-        elif all(f.sha256 is not None for f in files):
+        elif not same_host:  # else the control plane copies them, or says it cannot (see _same_host)
             self._add_objects(state, files)
         self.states.save(state)  # the token is on disk before the version is created
         return state
@@ -296,7 +297,7 @@ class DatastoreUploader:
         current = self._current(state)
         if current.status.phase not in (None, Phase.UNSPECIFIED):  # completed by an earlier call
             return self._finish(state, self._wait(current), stats, started)
-        if not state.compression and any(f.sha256 is None for f in state.files):
+        if not state.compression and not state.objects:  # no presigned uploads planned: same-host first
             self._same_host(state, stats)
         for attempt in range(2):
             sender = self._send_missing(state, stats)

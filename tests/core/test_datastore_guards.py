@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import tarfile
 import threading
@@ -21,6 +22,7 @@ import pytest
 
 from grid_ops import Datastore
 from grid_ops.errors import GridError
+from grid_ops.upload import same_host
 from grid_ops.upload.progress import Progress
 from grid_ops.upload.transfer import SourceChanged
 from tests.core.controlplane import ControlPlane, add_user, start_control_plane
@@ -145,6 +147,32 @@ def test_files_unchanged_since_an_earlier_upload_are_not_read_again(
     assert stats is not None
     assert stats.bytes_copied_on_host == 40_000 and stats.files_already_stored == 3  # f0, f3, f4 not read
     assert read_version(client_of(cp), f"{name}:2") == tree_of(src)
+
+
+class StopAfterBatch(Progress):
+    """Interrupts a same-host upload once a batch has been stored (as Ctrl-C would)."""
+
+    def advance(self, nbytes: int) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_same_host_upload_resumes_with_the_files_not_recorded(
+    cp: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(same_host, "BATCH_FILES", 2)  # small batches (the default is 1,000 files)
+    monkeypatch.setattr(same_host, "IN_FLIGHT", 1)
+    point_sdk_at(monkeypatch, cp, tmp_path / "home")
+    name = unique("interrupted")
+    seed = int(sha(name.encode())[:8], 16)
+    src = make_tree(tmp_path / "data", {f"f{i}.bin": random_bytes(10_000, seed + i) for i in range(6)})
+    with pytest.raises(KeyboardInterrupt):
+        Datastore(name=name, source=src).upload(progress=StopAfterBatch())
+    (saved,) = (tmp_path / "home" / "uploads").glob("*.json")
+    assert len(json.loads(saved.read_text())["recorded"]) == 2  # the first batch is stored and recorded
+    again = Datastore(name=name, source=src)
+    again.upload()
+    assert again.last_upload is not None and again.last_upload.bytes_copied_on_host == 40_000  # the rest only
+    assert again.version == 1 and read_version(client_of(cp), f"{name}:1") == tree_of(src)
 
 
 class EditWhenCopying(Progress):
