@@ -696,6 +696,15 @@ class GridClient:
         answer = self._request("POST", self._core(cluster_id, "datastores", ref, "manifest"), json=body, retry=True)
         return self._parse(answer, schemas.DatastoreManifestResponse)
 
+    def add_local_files(
+        self, ref: str, request: schemas.LocalFilesRequest, *, cluster_id: str | None = None
+    ) -> schemas.LocalFilesResponse:
+        """Same-host upload: have a control plane on this machine copy these files from disk into the
+        version (sending them again is harmless)."""
+        path = self._core(cluster_id, "datastores", ref, "local-files")
+        answer = self._request("POST", path, json=request.wire(), retry=True)
+        return self._parse(answer, schemas.LocalFilesResponse)
+
     def complete_datastore(self, ref: str, *, cluster_id: str | None = None) -> schemas.Datastore:
         """Mark a version's upload complete (harmless when it is complete already)."""
         answer = self._request("POST", self._core(cluster_id, "datastores", ref, "completed"), retry=True)

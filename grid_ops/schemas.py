@@ -646,6 +646,20 @@ class CreateDatastoreRequest(WireModel):
     spec: DatastoreSpec
 
 
+class UpdateDatastoreSpec(DatastoreSpec):
+    """``Externalv1DatastoreSpec`` as an update sends it (``fsxSpec`` included, to be refused clearly)."""
+
+    fsx_spec: dict[str, object] | None = None
+
+
+class UpdateDatastoreRequest(WireModel):
+    """``Body6``: ``PUT /v1/core/{spec.clusterId}/datastores/{id}``. Only ``spec.source`` of a version that is
+    still uploading may change; every other field must be left out or equal what the version has."""
+
+    name: str | None = None
+    spec: UpdateDatastoreSpec | None = None
+
+
 class ListDatastoresResponse(WireModel):
     datastores: list[Datastore]
     next_page_token: str | None = None
@@ -773,6 +787,47 @@ class DatastoreManifestRequest(WireModel):
 class DatastoreManifestResponse(WireModel):
     file_count: int
     size_bytes: int
+
+
+class LocalFile(WireModel):
+    """Our addition: one file of a same-host upload, which the control plane copies from its own disk: its
+    datastore ``path``, where it is (``localPath``, absolute) and what the client saw when it scanned it
+    (``sizeBytes``, ``mtimeNs``). With ``sha256`` the server checks the copy against it."""
+
+    path: str
+    local_path: str
+    size_bytes: int
+    mtime_ns: int
+    mode: int | None = None
+    sha256: str | None = None
+
+
+class LocalFilesRequest(WireModel):
+    """Our addition: body of ``POST .../datastores/{id}/local-files``. ``probePath`` is a file the client
+    just wrote with ``probeToken`` in it: the server reads it to know it sees the client's files."""
+
+    probe_path: str
+    probe_token: str
+    files: list[LocalFile]
+
+
+class LocalFileStored(WireModel):
+    """Our addition: a file of a same-host upload, stored and added to the version."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class LocalFilesResponse(WireModel):
+    """Our addition: what a same-host upload did. ``sameHost`` false: the server does not see the client's
+    files (nothing was done; upload through presigned URLs). ``changed``: files that differ from what the
+    client scanned; ``unavailable``: files the server cannot read (send them through presigned URLs)."""
+
+    same_host: bool
+    files: list[LocalFileStored] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    unavailable: list[str] = Field(default_factory=list)
 
 
 class DatastoreEvent(WireModel):

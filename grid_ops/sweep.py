@@ -361,8 +361,7 @@ def parse_command(command: str | Sequence[str]) -> tuple[list[str], list[Dimensi
             other = by_name.get(dimension.name)
             if other is not None:
                 raise SweepError(
-                    f"argument {dimension.name!r} is swept twice: '{other.expression}' and "
-                    f"'{dimension.expression}'"
+                    f"argument {dimension.name!r} is swept twice: '{other.expression}' and '{dimension.expression}'"
                 )
             by_name[dimension.name] = dimension
             dimensions.append(dimension)
@@ -471,9 +470,7 @@ def count_experiments(
 
 def _check_limit(total: int, max_experiments: int, strategy: str) -> None:
     if total > max_experiments:
-        raise SweepError(
-            f"{strategy} would create {total} experiments, more than max_experiments={max_experiments}"
-        )
+        raise SweepError(f"{strategy} would create {total} experiments, more than max_experiments={max_experiments}")
 
 
 def _draw_indices(rng: random.Random, total: int, k: int) -> list[int]:
@@ -516,11 +513,7 @@ def _random_trials(
     tokens: list[str], dimensions: Sequence[Dimension], seed: int, k: int, finite: int
 ) -> Iterator[Trial]:
     indices = _draw_indices(random.Random(_derive_seed(seed, "trials")), finite, k)
-    rngs = {
-        i: random.Random(_derive_seed(seed, "dimension", i))
-        for i, d in enumerate(dimensions)
-        if d.values is None
-    }
+    rngs = {i: random.Random(_derive_seed(seed, "dimension", i)) for i, d in enumerate(dimensions) if d.values is None}
     radices = [(i, len(d.values)) for i, d in enumerate(dimensions) if d.values is not None]
     radices.reverse()  # decode least significant (last dimension, fastest) first
     for trial_index, flat in enumerate(indices):

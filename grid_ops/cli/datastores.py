@@ -31,6 +31,10 @@ def _interrupted(progress: CliProgress) -> None:
 def _summary(ds: schemas.Datastore, stats: UploadStats) -> str:
     parts = [f"{stats.files} files" if stats.files else "", human_bytes(ds.spec.size_bytes or 0)]
     sent = f"sent {human_bytes(stats.bytes_sent)} in {stats.parts_sent} parts"
+    if stats.bytes_copied_on_host:
+        sent = f"copied {human_bytes(stats.bytes_copied_on_host)} from disk by the control plane on this machine"
+        if stats.bytes_sent:
+            sent += f", sent {human_bytes(stats.bytes_sent)} in {stats.parts_sent} parts"
     if stats.bytes_already_stored:
         sent += f"; {stats.files_already_stored} files ({human_bytes(stats.bytes_already_stored)}) were stored already"
     if stats.bytes_resumed:

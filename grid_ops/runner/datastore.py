@@ -9,11 +9,19 @@ change the stored content under every other version that shares it. The cache
 (``node_cache.py``) makes concurrent experiments wait for that one build instead of fetching the data
 again, and never uses a half-built copy. Versions never change, so a copy stays good while the
 version exists; the executor drops it when the version is deleted.
+
+The cache holds at most ``$GRID_DATASTORE_CACHE_MAX_BYTES`` (0: no limit): after fetching a version, the
+least recently used versions go until it fits. Each experiment holds a shared lock on its version's
+``.<id>.use`` file from before it looks for the copy until it ends (the kernel drops it when the process
+dies), and eviction takes that lock exclusively without waiting, so a version an experiment uses is never
+evicted, and one being evicted is fetched again by the next experiment that needs it. A version's folder
+carries its last use as its modification time and its size in ``.<id>.size``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -36,6 +44,7 @@ _CHUNK = 1024 * 1024
 _THREADS = 8
 _PAGE = 1000
 _ATTEMPTS = 4
+_HELD: list[int] = []  # use locks of the versions this process mounts, held until it ends
 
 
 class DatastoreError(Exception):
@@ -93,6 +102,7 @@ def ensure(cache: str, version_id: str, list_files: Callable[[], list[dict[str, 
     def build(folder: str) -> BuildStats:
         started = time.monotonic()
         stats = _build(folder, list_files())
+        _write_size(cache, version_id, stats.size)
         _seal(folder)
         stats.seconds = time.monotonic() - started
         return stats
@@ -100,9 +110,101 @@ def ensure(cache: str, version_id: str, list_files: Callable[[], list[dict[str, 
     return node_cache.ensure(cache, version_id, build)
 
 
+def _use_lock(cache: str, version_id: str) -> int:
+    """The open lock file that marks a version in use (never removed while the version exists, so that
+    every process locks the same file)."""
+    return os.open(os.path.join(cache, f".{version_id}.use"), os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def hold(cache: str, version_id: str) -> int:
+    """Mark the version in use by this process until it ends (or the descriptor is closed): a shared lock,
+    which waits while the version is being evicted."""
+    os.makedirs(cache, exist_ok=True)
+    fd = _use_lock(cache, version_id)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _size_file(cache: str, version_id: str) -> str:
+    return os.path.join(cache, f".{version_id}.size")
+
+
+def _version_size(cache: str, version_id: str) -> int:
+    try:
+        with open(_size_file(cache, version_id)) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        total = 0
+        for folder, _dirs, files in os.walk(version_dir(cache, version_id)):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(folder, name)).st_size
+        return total
+
+
+def _write_size(cache: str, version_id: str, size: int) -> None:
+    tmp = f"{_size_file(cache, version_id)}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(size))
+    os.replace(tmp, _size_file(cache, version_id))
+
+
+def touch(cache: str, version_id: str) -> None:
+    """Record a use of the version (its folder's modification time orders eviction)."""
+    with contextlib.suppress(OSError):
+        os.utime(version_dir(cache, version_id))
+
+
+def cached_versions(cache: str) -> list[tuple[float, str, int]]:
+    """The versions in the cache: (last use, id, size in bytes), least recently used first."""
+    out = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(cache):
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                out.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, _version_size(cache, entry.name)))
+    return sorted(out)
+
+
+def evict(cache: str, max_bytes: int) -> list[str]:
+    """Remove least recently used versions that no experiment uses until the cache holds at most
+    ``max_bytes`` (0: no limit); returns the ids removed. Versions in use are skipped, never waited for."""
+    if max_bytes <= 0:
+        return []
+    versions = cached_versions(cache)
+    total = sum(size for _, _, size in versions)
+    removed: list[str] = []
+    for _used, version_id, size in versions:
+        if total <= max_bytes:
+            break
+        fd = _use_lock(cache, version_id)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # an experiment uses it
+            doomed = os.path.join(cache, f".evicting-{version_id}-{os.getpid()}")
+            try:
+                os.rename(version_dir(cache, version_id), doomed)
+            except FileNotFoundError:
+                continue  # dropped or evicted meanwhile
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_size_file(cache, version_id))
+            node_cache.remove(doomed)
+            total -= size
+            removed.append(version_id)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def drop(cache: str, version_id: str) -> None:
     """Remove the node's copy of a version (it was deleted)."""
     node_cache.drop(cache, version_id)
+    for suffix in ("use", "size"):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(cache, f".{version_id}.{suffix}"))
 
 
 def _safe_path(path: str) -> str:
@@ -200,7 +302,13 @@ def make_available(env: dict[str, str], note: Callable[[str], None]) -> str:
     label = env.get("GRID_DATASTORE_NAME") or version_id
     if not version_id or not cache:
         raise DatastoreError("GRID_DATASTORE_ID or GRID_DATASTORE_CACHE is unset")
+    try:
+        max_bytes = int(env.get("GRID_DATASTORE_CACHE_MAX_BYTES") or 0)
+    except ValueError:
+        max_bytes = 0
+    _HELD.append(hold(cache, version_id))  # until this process ends: the version is in use
     stats = ensure(cache, version_id, lambda: list_version(env)[1])
+    touch(cache, version_id)
     if stats is None:
         note(f"datastore {label} found in this node's cache")
     else:
@@ -209,4 +317,10 @@ def make_available(env: dict[str, str], note: Callable[[str], None]) -> str:
             f"({stats.copied} copied from the local store, {stats.downloaded} downloaded, "
             f"{stats.bytes_downloaded} bytes downloaded) in {stats.seconds:.2f} s"
         )
+        removed = evict(cache, max_bytes)
+        if removed:
+            note(
+                f"evicted {len(removed)} least recently used version(s) to keep this node's cache within "
+                f"{max_bytes} bytes"
+            )
     return version_dir(cache, version_id)

@@ -46,6 +46,7 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
                 env_cache=state_dir / "env-cache",
                 source_cache=state_dir / "source-cache",
                 local_files=cluster.options.get("source_transfer", "local") != "http",
+                datastore_cache_max_bytes=config.datastores.node_cache_max_bytes,
             )
     return out
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from grid_ops.server.datastore_config import DatastoreSettings, parse_datastore_settings
+
 DEFAULT_CPU_HOURLY_COST = 0.04
 DEFAULT_SPOT_FACTOR = 0.3
 EXECUTORS = ("local", "ray")
@@ -108,6 +110,7 @@ class ServerConfig:
         if self.heartbeat_timeout_seconds <= 0:
             return 0.0
         return self.heartbeat_interval_seconds or min(5.0, self.heartbeat_timeout_seconds / 4)
+    datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
 
 
 def machine_capacity() -> Capacity:
@@ -182,6 +185,7 @@ _TOP_KEYS = {
     "heartbeat_timeout_seconds",
     "heartbeat_interval_seconds",
     "heartbeat_grace_seconds",
+    "datastores",
 }
 _CLUSTER_KEYS = {
     "id",
@@ -339,6 +343,7 @@ def load_config(path: str | Path | None) -> ServerConfig:
         heartbeat_timeout_seconds=_number("heartbeat_timeout_seconds", d.get("heartbeat_timeout_seconds", 60.0)),
         heartbeat_interval_seconds=_number("heartbeat_interval_seconds", d.get("heartbeat_interval_seconds", 0.0)),
         heartbeat_grace_seconds=_number("heartbeat_grace_seconds", d.get("heartbeat_grace_seconds", 30.0)),
+        datastores=parse_datastore_settings(d.get("datastores"), ConfigError),
     )
     check_heartbeats(config)
     return config

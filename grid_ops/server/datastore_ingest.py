@@ -189,11 +189,11 @@ class IngestWorker:
                         shutil.copyfileobj(stream, out, _CHUNK)
                 if sha is not None and hash_file(archive) != sha:
                     raise ArchiveError(f"the uploaded archive does not match its declared sha256 {sha}; upload again")
-                unpack(archive, tree)
+                unpack(archive, tree, self.runtime.config.datastores.unpack, "the uploaded archive")
             return "unpacked the uploaded archive"
         if job.source_type == DatastoreSourceType.HTTP_URL:
             assert job.source is not None
-            return fetch_http(job.source, work, tree)
+            return fetch_http(job.source, work, tree, self.runtime.config.datastores)
         assert job.source is not None
         client = store.client if isinstance(store, S3Store) else s3_client(None, None)
         return fetch_s3(job.source, tree, client)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
+from grid_ops.server.datastore_config import DatastoreSettings
 from grid_ops.server.unpack import archive_kind, unpack
+from grid_ops.server.url_policy import UrlRefused, check_url
 
 _CHUNK = 4 * 1024 * 1024
 
@@ -24,25 +26,63 @@ def _reason(exc: requests.RequestException) -> str:
     return str(cause).rsplit(": ", 1)[-1] if "Failed to establish" in str(cause) else f"{type(exc).__name__}: {cause}"
 
 
-def fetch_http(url: str, work: Path, tree: Path) -> str:
-    """Download ``url`` into ``tree``: a zip or tar archive is unpacked, any other file kept by its name.
+MAX_REDIRECTS = 5
+
+
+def _peer(answer: requests.Response) -> str | None:
+    """The address the answer came from, where urllib3 tells."""
+    connection = getattr(answer.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    try:
+        return str(sock.getpeername()[0]) if sock is not None else None
+    except OSError:
+        return None
+
+
+def _get(url: str, settings: DatastoreSettings) -> requests.Response:
+    """GET ``url`` following at most ``MAX_REDIRECTS`` redirects, each one (and the address each answer
+    came from) checked against the server's ``http_allow`` rules before its body is read."""
+    for _ in range(MAX_REDIRECTS + 1):
+        check_url(url, settings)
+        answer = requests.get(url, stream=True, timeout=(10, 120), allow_redirects=False)
+        peer = _peer(answer)
+        if peer is not None:
+            try:
+                check_url(url, settings, connected=peer)
+            except UrlRefused:
+                answer.close()
+                raise
+        if answer.is_redirect and answer.headers.get("Location"):
+            answer.close()
+            url = urljoin(url, answer.headers["Location"])
+            continue
+        return answer
+    raise SourceError(f"could not download {url}: more than {MAX_REDIRECTS} redirects")
+
+
+def fetch_http(url: str, work: Path, tree: Path, settings: DatastoreSettings | None = None) -> str:
+    """Download ``url`` into ``tree``: a zip or tar archive is unpacked (within ``settings.unpack``), any
+    other file kept by its name.
 
     Returns what was done, for the version's message."""
+    settings = settings or DatastoreSettings()
     name = unquote(PurePosixPath(urlsplit(url).path).name) or "download"
     download = work / "download"
     try:
-        with requests.get(url, stream=True, timeout=(10, 120)) as answer:
+        with _get(url, settings) as answer:
             if answer.status_code >= 400:
                 raise SourceError(f"could not download {url}: HTTP {answer.status_code} {answer.reason}")
             with download.open("wb") as out:
                 for chunk in answer.iter_content(_CHUNK):
                     out.write(chunk)
+    except UrlRefused as exc:
+        raise SourceError(f"could not download {url}: {exc}") from exc
     except requests.RequestException as exc:
         raise SourceError(
             f"could not download {url}: {_reason(exc)}; check that the URL is reachable from the control plane"
         ) from exc
     if archive_kind(download) is not None and name.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        unpack(download, tree)
+        unpack(download, tree, settings.unpack, name)
         return f"downloaded and unpacked {name}"
     tree.mkdir(parents=True, exist_ok=True)
     download.replace(tree / name)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,13 +76,13 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _check_sha(value: str, what: str) -> str:
+def check_sha(value: str, what: str) -> str:
     if not _SHA256.match(value):
         raise bad_request(f"{what}: {value!r} is not a SHA-256 (64 lowercase hex digits)")
     return value
 
 
-def _check_path(path: str) -> str:
+def check_path(path: str) -> str:
     try:
         return validate_file_path(path)
     except ValidationError as exc:
@@ -93,16 +93,16 @@ def storage_failed(exc: StorageError) -> ApiError:
     return ApiError(502, f"{exc}; nothing was changed, send the request again once the storage is reachable")
 
 
-def concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+def concurrently(fn: Callable[[T], R], items: Sequence[T], threads: int = STORAGE_THREADS) -> list[R]:
     """``fn`` over ``items``, in order, several at a time: storage calls (S3 round trips, hashing a part)
     mostly wait, and a request carries up to a thousand objects. The first failure is raised."""
     if len(items) <= 1:
         return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(STORAGE_THREADS, len(items)), thread_name_prefix="grid-storage") as pool:
+    with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="grid-storage") as pool:
         return list(pool.map(fn, items))
 
 
-def _require_uploading(row: DatastoreRow) -> None:
+def require_uploading(row: DatastoreRow) -> None:
     if row.state != DatastoreState.UPLOADING.value:
         raise conflict(
             f"{describe(row)} is {phase_word(row.phase)}, no longer uploading: its content cannot change; "
@@ -161,7 +161,7 @@ def missing_blobs(
     if len(body.blobs) > MAX_FILES_PER_REQUEST:
         raise bad_request(f"ask about at most {MAX_FILES_PER_REQUEST} blobs per request, got {len(body.blobs)}")
     for blob in body.blobs:
-        _check_sha(blob.sha256, "blobs[].sha256")
+        check_sha(blob.sha256, "blobs[].sha256")
     have = stored_blobs(session, row, (b.sha256 for b in body.blobs))
     missing = [b.sha256 for b in body.blobs if have.get(b.sha256) != b.size_bytes]
     return MissingBlobsResponse(missing=list(dict.fromkeys(missing)))
@@ -181,14 +181,14 @@ class _NewUpload:
 
 
 def _plan_upload(row: DatastoreRow, store: BlobStore, obj: DatastoreUploadObject) -> _NewUpload:
-    key = _check_path(obj.key)
+    key = check_path(obj.key)
     try:
         part_count = int(obj.part_count or 1)
     except ValueError as exc:
         raise bad_request(f"partCount of {key!r} must be a whole number, got {obj.part_count!r}") from exc
     if not 1 <= part_count <= MAX_PARTS:
         raise bad_request(f"partCount of {key!r} must be between 1 and {MAX_PARTS}, got {part_count}")
-    sha = _check_sha(obj.sha256, f"sha256 of {key!r}") if obj.sha256 else None
+    sha = check_sha(obj.sha256, f"sha256 of {key!r}") if obj.sha256 else None
     size, part_size = obj.size_bytes, obj.part_size_bytes
     if size is not None and size < 0:
         raise bad_request(f"sizeBytes of {key!r} must not be negative")
@@ -240,7 +240,7 @@ def presign(
 ) -> CreatePresignedUrlsResponse:
     """Start (or continue, with ``uploadId``) one multipart upload per object and sign its part URLs."""
     row = find_datastore(session, user, ref, cluster_id)
-    _require_uploading(row)
+    require_uploading(row)
     if len(body.objects) > MAX_OBJECTS_PER_REQUEST:
         raise bad_request(f"ask for at most {MAX_OBJECTS_PER_REQUEST} objects per request, got {len(body.objects)}")
     store = runtime.store(row.cluster_id)
@@ -422,7 +422,7 @@ def complete_parts(
             uploads[up.id] = up
         if all(up.state == "completed" for up in uploads.values()):
             return
-        _require_uploading(row)
+        require_uploading(row)
         user_id = row.user_id
         archive = row.source_type == DatastoreSourceType.COMPRESSED_FILE.value
         ready: list[_Ready] = []
@@ -489,19 +489,23 @@ def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, i
                 DatastoreFileRow.datastore_id == row.id, DatastoreFileRow.path_hash.in_(keys[start : start + 500])
             )
         )
-    session.add_all(
-        DatastoreFileRow(
-            datastore_id=row.id,
-            path_hash=h,
-            path=path,
-            user_id=row.user_id,
-            cluster_id=row.cluster_id,
-            sha256=sha,
-            size=size,
-            mode=mode,
+    if by_hash:  # one executemany, not an ORM object per file
+        session.execute(
+            insert(DatastoreFileRow),
+            [
+                {
+                    "datastore_id": row.id,
+                    "path_hash": h,
+                    "path": path,
+                    "user_id": row.user_id,
+                    "cluster_id": row.cluster_id,
+                    "sha256": sha,
+                    "size": size,
+                    "mode": mode,
+                }
+                for h, (path, sha, size, mode) in by_hash.items()
+            ],
         )
-        for h, (path, sha, size, mode) in by_hash.items()
-    )
 
 
 def add_manifest(
@@ -509,15 +513,15 @@ def add_manifest(
 ) -> DatastoreManifestResponse:
     """Add files (path -> content) to an uploading version; every content must be stored already."""
     row = find_datastore(session, user, ref, cluster_id)
-    _require_uploading(row)
+    require_uploading(row)
     if row.source_type != DatastoreSourceType.EXPANDED_FILES.value:
         raise conflict(f"{describe(row)} is unpacked from its archive by the server: it takes no manifest")
     if len(body.files) > MAX_FILES_PER_REQUEST:
         raise bad_request(f"send at most {MAX_FILES_PER_REQUEST} files per request, got {len(body.files)}")
     entries = []
     for f in body.files:
-        path = _check_path(f.path)
-        sha = _check_sha(f.sha256, f"sha256 of {path!r}")
+        path = check_path(f.path)
+        sha = check_sha(f.sha256, f"sha256 of {path!r}")
         if f.size_bytes < 0:
             raise bad_request(f"sizeBytes of {path!r} must not be negative")
         mode = DEFAULT_MODE if f.mode is None else f.mode

@@ -46,6 +46,7 @@ from grid_ops.server.ids import is_id, new_id
 from grid_ops.server.lookup import check_cluster
 from grid_ops.server.storage import BlobStore, StorageError, open_store
 from grid_ops.server.storage.base import UploadRef, blob_key
+from grid_ops.server.url_policy import UrlRefused, check_url
 
 Phase = DatastoreOptimizationStatus
 UPLOADING = Phase.UNSPECIFIED  # the original dialect's "uploading"
@@ -254,6 +255,11 @@ def create_datastore(
     except ValidationError as exc:
         raise bad_request(exc.message) from exc
     kind = _source_type(body)
+    if kind == DatastoreSourceType.HTTP_URL:
+        try:
+            check_url((body.spec.source or "").strip(), config.datastores)
+        except UrlRefused as exc:
+            raise bad_request(str(exc)) from exc
     token = body.spec.upload_token
     if token is not None and not (1 <= len(token) <= 64):
         raise bad_request("spec.uploadToken must have 1 to 64 characters")

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -115,6 +116,8 @@ def serve(
         raise SystemExit(f"error: {exc}") from exc
     if embedded_home is not None:
         embedded_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if config.datastores.same_host_ingest is None:  # its one user is this machine's user
+            config = replace(config, datastores=replace(config.datastores, same_host_ingest=True))
         state_dir = state_dir or embedded_home / "server"
     state_dir = state_dir or Path(os.environ.get("GRID_OPS_STATE_DIR", "grid-ops-state"))
     sock = (

@@ -63,6 +63,9 @@ class UploadState:
     version: int | None = None
     objects: dict[str, ObjectState] = field(default_factory=dict)
     manifest_sent: bool = False
+    same_host: bool | None = None  # whether the control plane copies the files from this machine's disk
+    recorded: list[str] = field(default_factory=list)  # paths in the version's manifest already
+    scanned_ns: int = 0  # when the source was scanned (wall clock), for the hash cache
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -28,9 +28,11 @@ from grid_ops.client import GridClient
 from grid_ops.credentials import grid_ops_home
 from grid_ops.datastore_names import validate_datastore_name
 from grid_ops.errors import ConflictError, GridError, NotFoundError, ValidationError
+from grid_ops.upload.hash_cache import HashCache
 from grid_ops.upload.pack import pack
 from grid_ops.upload.progress import Progress
-from grid_ops.upload.scan import changed_files, hash_files, scan_source, sha256_file
+from grid_ops.upload.same_host import SameHostUpload, may_be_same_host
+from grid_ops.upload.scan import SourceFile, changed_files, hash_files, scan_source, sha256_file
 from grid_ops.upload.state import ObjectState, StateStore, UploadState, state_key
 from grid_ops.upload.transfer import ByteBudget, Part, PartSender, RateLimit, SourceChanged, UrlExpired, read_part
 
@@ -49,13 +51,16 @@ class UploadOptions:
     """Part size, parallel connections, the bytes of parts in flight at once (memory, and what an
     interruption can waste) and an optional bandwidth cap (bytes per second, 0: none).
 
+    ``same_host``: let a control plane on this machine copy the files from disk (``same_host.py``).
+
     ``from_env`` reads ``GRID_OPS_UPLOAD_PART_SIZE``, ``GRID_OPS_UPLOAD_THREADS``,
-    ``GRID_OPS_UPLOAD_IN_FLIGHT`` and ``GRID_OPS_UPLOAD_MAX_BPS``."""
+    ``GRID_OPS_UPLOAD_IN_FLIGHT``, ``GRID_OPS_UPLOAD_MAX_BPS`` and ``GRID_OPS_UPLOAD_SAME_HOST`` (0: off)."""
 
     part_size: int = DEFAULT_PART_SIZE
     threads: int = DEFAULT_THREADS
     max_bytes_per_second: int = 0
     max_in_flight: int = DEFAULT_IN_FLIGHT
+    same_host: bool = True
 
     @classmethod
     def from_env(cls) -> UploadOptions:
@@ -76,6 +81,7 @@ class UploadOptions:
             threads=number("GRID_OPS_UPLOAD_THREADS", DEFAULT_THREADS, 1),
             max_bytes_per_second=number("GRID_OPS_UPLOAD_MAX_BPS", 0, 0),
             max_in_flight=number("GRID_OPS_UPLOAD_IN_FLIGHT", DEFAULT_IN_FLIGHT, 1),
+            same_host=number("GRID_OPS_UPLOAD_SAME_HOST", 1, 0) != 0,
         )
 
 
@@ -90,6 +96,7 @@ class UploadStats:
     files_already_stored: int = 0
     bytes_already_stored: int = 0
     bytes_resumed: int = 0
+    bytes_copied_on_host: int = 0  # copied by a control plane on this machine from disk (same-host upload)
     seconds: float = 0.0
 
 
@@ -134,6 +141,7 @@ class DatastoreUploader:
     ) -> None:
         self.client = client
         self.states = StateStore(home or grid_ops_home())
+        self.hashes = HashCache(home or grid_ops_home())
         self.options = options or UploadOptions.from_env()
         self.progress = progress or Progress()
 
@@ -174,11 +182,14 @@ class DatastoreUploader:
     # ------------------------------------------------------------------ preparing
 
     def _new_state(self, key: str, name: str, src: Path, compression: bool, cluster: str) -> UploadState:
+        scanned = time.time_ns()
         files = scan_source(src)
         if not files:
             raise ValidationError(f"the datastore source {src} holds no files; add files or choose another source")
-        self.progress.stage(f"hashing {len(files)} files ({sum(f.size for f in files)} bytes)")
-        files = hash_files(files, threads=min(8, self.options.threads))
+        files = self.hashes.lookup(files)  # files as they were at an earlier upload are not read again
+        same_host = not compression and self.options.same_host and may_be_same_host(self.client.url)
+        if not same_host:
+            files = self._hash(files)
         state = UploadState(
             key=key,
             url=self.client.url,
@@ -190,6 +201,7 @@ class DatastoreUploader:
             token=uuid.uuid4().hex,
             part_size=self.options.part_size,
             files=files,
+            scanned_ns=scanned,
         )
         if compression:
             archive = self.states.archive_path(key)
@@ -199,26 +211,44 @@ class DatastoreUploader:
             state.archive = str(archive)
             sha = sha256_file(archive)
             state.objects[sha] = ObjectState(sha, archive.stat().st_size, f"{name}.tar.gz", str(archive))
-        else:
-            for f in files:
-                assert f.sha256 is not None
-                if f.sha256 not in state.objects:
-                    state.objects[f.sha256] = ObjectState(f.sha256, f.size, f.path, str(f.local))
+        elif not same_host:  # else the control plane copies them, or says it cannot (see _same_host)
+            self._add_objects(state, files)
         self.states.save(state)  # the token is on disk before the version is created
         return state
+
+    def _hash(self, files: list[SourceFile]) -> list[SourceFile]:
+        """``files`` with every hash known (those not known yet are read)."""
+        todo = [f for f in files if f.sha256 is None]
+        if not todo:
+            return files
+        self.progress.stage(f"hashing {len(todo)} files ({sum(f.size for f in todo)} bytes)")
+        hashed = {f.path: f for f in hash_files(todo, threads=min(8, self.options.threads))}
+        return [hashed.get(f.path, f) for f in files]
+
+    @staticmethod
+    def _add_objects(state: UploadState, files: list[SourceFile]) -> None:
+        """Content objects to send through presigned URLs for ``files`` (hashed)."""
+        for f in files:
+            assert f.sha256 is not None
+            if f.sha256 not in state.objects:
+                state.objects[f.sha256] = ObjectState(f.sha256, f.size, f.path, str(f.local))
+
+    @staticmethod
+    def _changed(state: UploadState, changes: list[str], when: str) -> SourceChanged:
+        shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
+        version = f" version {state.version}" if state.version else ""
+        return SourceChanged(
+            changes,
+            f"{len(changes)} file(s) of {state.source} changed {when} of datastore "
+            f"{state.name!r}{version}: {shown}. Put them back as they were and resume, or discard the "
+            f"interrupted upload (grid-ops datastore delete --name {state.name} --version {state.version or 'N'}"
+            ", or Datastore.delete()) and upload again",
+        )
 
     def _check_unchanged(self, state: UploadState) -> None:
         changes = changed_files(state.files, scan_source(Path(state.source)))
         if changes:
-            shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
-            version = f" version {state.version}" if state.version else ""
-            raise SourceChanged(
-                changes,
-                f"{len(changes)} file(s) of {state.source} changed since the interrupted upload of datastore "
-                f"{state.name!r}{version} began: {shown}. Put them back as they were and resume, or discard the "
-                f"interrupted upload (grid-ops datastore delete --name {state.name} --version {state.version or 'N'}"
-                ", or Datastore.delete()) and upload again",
-            )
+            raise self._changed(state, changes, "since the interrupted upload")
         if state.archive is not None:
             archive = Path(state.archive)
             (expected,) = state.objects.values()
@@ -257,6 +287,7 @@ class DatastoreUploader:
             state.datastore_id = state.version = None
             state.token = uuid.uuid4().hex
             state.manifest_sent = False
+            state.recorded = []
             for obj in state.objects.values():
                 obj.upload_id, obj.part_count, obj.etags, obj.completed = None, 0, {}, False
             return self._create(state)
@@ -266,6 +297,8 @@ class DatastoreUploader:
         current = self._current(state)
         if current.status.phase not in (None, Phase.UNSPECIFIED):  # completed by an earlier call
             return self._finish(state, self._wait(current), stats, started)
+        if not state.compression and not state.objects:  # no presigned uploads planned: same-host first
+            self._same_host(state, stats)
         for attempt in range(2):
             sender = self._send_missing(state, stats)
             stats.bytes_sent += sender.bytes_sent.value
@@ -286,7 +319,44 @@ class DatastoreUploader:
         done = self.client.complete_datastore(state.datastore_id, cluster_id=state.cluster_id)
         return self._finish(state, self._wait(done), stats, started)
 
+    def _same_host(self, state: UploadState, stats: UploadStats) -> None:
+        """Have a control plane on this machine copy the files from disk; hash what it cannot take, to send
+        it through presigned URLs."""
+        left = [f for f in state.files if f.path not in set(state.recorded)]
+        if state.same_host is not False and self.options.same_host:
+            stored = self._stored_already([f for f in left if f.sha256 is not None], state, stats)
+            try:
+                copied, left = SameHostUpload(self.client, self.states, self.progress).run(state, stored)
+            except SourceChanged as exc:
+                raise self._changed(state, exc.files, "during the upload") from None
+            stats.bytes_copied_on_host += copied
+        if left:
+            hashed = {f.path: f for f in self._hash([f for f in left if f.sha256 is None])}
+            state.files = [hashed.get(f.path, f) for f in state.files]
+            self._add_objects(state, [f for f in state.files if f.path not in set(state.recorded)])
+            self.states.save(state)
+
+    def _stored_already(self, files: list[SourceFile], state: UploadState, stats: UploadStats) -> set[str]:
+        """The paths of ``files`` (hashed) whose content the server stores already: only their manifest
+        entries are sent."""
+        assert state.datastore_id is not None
+        if not files:
+            return set()
+        self.progress.stage("asking which content the server has already")
+        distinct = {f.sha256: f.size for f in files if f.sha256}
+        refs = [schemas.BlobRef(sha256=sha, size_bytes=size) for sha, size in distinct.items()]
+        missing: set[str] = set()
+        for start in range(0, len(refs), MANIFEST_BATCH):
+            batch = refs[start : start + MANIFEST_BATCH]
+            missing.update(self.client.missing_blobs(state.datastore_id, batch, cluster_id=state.cluster_id))
+        have = [f for f in files if f.sha256 not in missing]
+        stats.files_already_stored += len(have)
+        stats.bytes_already_stored += sum({f.sha256: f.size for f in have}.values())
+        return {f.path for f in have}
+
     def _finish(self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float) -> UploadResult:
+        if state.scanned_ns:
+            self.hashes.remember(state.files, state.scanned_ns)
         self.states.delete(state.key)
         stats.seconds = time.monotonic() - started
         self.progress.finish(f"version {final.spec.version} of {final.name!r} is ready")
@@ -460,11 +530,14 @@ class DatastoreUploader:
 
     def _send_manifest(self, state: UploadState) -> None:
         assert state.datastore_id is not None
-        self.progress.stage(f"sending the list of {len(state.files)} files")
+        recorded = set(state.recorded)  # by a same-host upload
         entries = [
             schemas.ManifestEntry(path=f.path, sha256=f.sha256 or "", size_bytes=f.size, mode=f.mode)
             for f in state.files
+            if f.path not in recorded
         ]
+        if entries:
+            self.progress.stage(f"sending the list of {len(entries)} files")
         for start in range(0, len(entries), MANIFEST_BATCH):
             self.client.add_datastore_files(
                 state.datastore_id, entries[start : start + MANIFEST_BATCH], cluster_id=state.cluster_id

@@ -17,6 +17,7 @@ import requests
 
 TEST_CONFIG = """
 cancel_grace_seconds: 2
+datastores: {http_allow: [127.0.0.1]}
 clusters:
   - id: local
     executor: local

@@ -51,7 +51,12 @@ def point_sdk_at(mp: pytest.MonkeyPatch, cp: ControlPlane, home: Path, cluster: 
         mp.setenv(key, value)
     mp.setenv("GRID_OPS_HOME", str(home))
     mp.setenv("GRID_CLUSTER_ID", cluster)
-    for key in ("GRID_OPS_UPLOAD_PART_SIZE", "GRID_OPS_UPLOAD_THREADS", "GRID_OPS_UPLOAD_MAX_BPS"):
+    for key in (
+        "GRID_OPS_UPLOAD_PART_SIZE",
+        "GRID_OPS_UPLOAD_THREADS",
+        "GRID_OPS_UPLOAD_MAX_BPS",
+        "GRID_OPS_UPLOAD_SAME_HOST",
+    ):
         mp.delenv(key, raising=False)
     set_client(None)
 

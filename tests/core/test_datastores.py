@@ -128,7 +128,10 @@ def test_compression_round_trips_the_directory_structure_and_modes(sdk: ControlP
     assert Datastore(name=ds.name, version=1).compression is True
 
 
-def test_a_new_version_sends_only_the_files_that_changed(sdk: ControlPlane, tmp_path: Path) -> None:
+def test_a_new_version_sends_only_the_files_that_changed(
+    sdk: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRID_OPS_UPLOAD_SAME_HOST", "0")  # through presigned URLs, as from another machine
     src = dataset(tmp_path / "data", count=20, size=50_000)
     name = unique("dedup")
     first = Datastore(name=name, source=src)
@@ -163,6 +166,7 @@ def test_an_upload_killed_half_way_resumes_sending_only_the_missing_parts(cp: Co
     home, name = tmp_path / "home", unique("killed")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
     env.update(cp.env(), GRID_OPS_HOME=str(home), GRID_CLUSTER_ID="local", GRID_OPS_UPLOAD_PART_SIZE=str(part))
+    env["GRID_OPS_UPLOAD_SAME_HOST"] = "0"  # parts over HTTP, as from another machine
     slow = {**env, "GRID_OPS_UPLOAD_THREADS": "2", "GRID_OPS_UPLOAD_MAX_BPS": str(total // 3)}
     proc = subprocess.Popen(
         [str(GRID_OPS), "datastore", "create", str(src), "--name", name],
@@ -212,6 +216,7 @@ def test_upload_again_with_the_same_arguments_resumes_and_detects_changed_files(
 ) -> None:
     monkeypatch.setenv("GRID_OPS_UPLOAD_PART_SIZE", "10000")
     monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
+    monkeypatch.setenv("GRID_OPS_UPLOAD_SAME_HOST", "0")
     name = unique("resumed")
     seed = int(sha(name.encode())[:8], 16)  # content no other test stores
     src = make_tree(tmp_path / "data", {f"part-{i:02d}.bin": random_bytes(40_000, seed + i) for i in range(4)})

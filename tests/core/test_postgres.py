@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from grid_ops import Datastore, Run
 from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.datastore_helpers import expected_view, inspect_project, make_tree, point_sdk_at, random_bytes, seen
 from tests.core.postgres import Postgres, start_postgres
 
 
@@ -84,3 +86,25 @@ def test_unreachable_database_url_fails_at_start_with_a_message(tmp_path: Path) 
     )
     assert out.returncode != 0
     assert "could not connect to the database" in out.stderr
+
+
+def test_a_run_mounts_a_datastore_version_with_state_in_postgresql(
+    pg_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_sdk_at(monkeypatch, pg_plane, tmp_path / "sdk-home")
+    monkeypatch.chdir(inspect_project(tmp_path / "project"))
+    data = make_tree(tmp_path / "data", {"train/a.csv": b"x,y\n1,2\n", "big.bin": random_bytes(200_000, 42)})
+    first = Datastore(name="pg-data", source=data)
+    first.upload()
+    view = expected_view(data)
+    (data / "train" / "a.csv").write_bytes(b"x,y\n3,4\n")
+    Datastore(name="pg-data", source=data).upload()  # version 2 shares big.bin's content
+    run = Run(run_command="python3 inspect_ds.py", datastore="pg-data:1", datastore_mount_dir="data")
+    run.start()
+    assert run.wait(timeout=90) == "succeeded"
+    got, log = seen(pg_plane, f"{run.name}-exp0")
+    assert {path: (digest, mode) for path, (digest, mode, _) in got["files"].items()} == view
+    assert "fetched into this node's cache" in log
+    r = pg_plane.call("DELETE", "/v1/core/local/datastores/pg-data:1")
+    assert r.status_code == 200, r.text  # the run has ended: the version may go
+    assert Datastore(name="pg-data", version=2).snapshot_status == "succeeded"

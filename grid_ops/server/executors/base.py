@@ -74,6 +74,8 @@ class RunnerDirs:
     """The node's cache of run sources (snapshot archives, git checkouts), shared by its experiments."""
     datastore_cache: str
     """The node's cache of datastore versions, shared by its experiments."""
+    datastore_cache_max_bytes: int = 0
+    """The size the datastore cache is kept under, evicting versions no experiment uses (0: no limit)."""
     env_cache: str = ""
     """The node's cache of dependency environments (``runner/environment.py``; empty: beside the source cache)."""
     uv: str | None = None
@@ -102,7 +104,8 @@ def runner_env(spec: LaunchSpec, dirs: RunnerDirs, local_files: bool) -> dict[st
       metrics file (the run's ``env_vars`` may set the last two);
       ``GRID_OPS_LOG_FILE``, ``GRID_OPS_EXIT_FILE``: its log and the file its exit status is written to.
     - ``GRID_DATASTORE_CACHE``, ``GRID_DATASTORE_DIR``: the node's datastore cache and the version's
-      folder in it, when the run mounts a datastore.
+      folder in it, when the run mounts a datastore; ``GRID_DATASTORE_CACHE_MAX_BYTES``: the size the
+      runner keeps that cache under (0: no limit).
     - ``GRID_SOURCE_DIR``: the root of the experiment's copy of the source, where the run's dependency file
       is; ``GRID_ENV_CACHE``: the node's cache of dependency environments; ``GRID_UV``: the ``uv`` that
       builds them (a run's ``env_vars`` may set it empty to build with pip); ``GRID_OPS_BUILD_LOG_FILE``:
@@ -144,6 +147,7 @@ def runner_env(spec: LaunchSpec, dirs: RunnerDirs, local_files: bool) -> dict[st
     if spec.datastore_id:
         env["GRID_DATASTORE_CACHE"] = dirs.datastore_cache
         env["GRID_DATASTORE_DIR"] = version_dir(dirs.datastore_cache, spec.datastore_id)
+        env["GRID_DATASTORE_CACHE_MAX_BYTES"] = str(dirs.datastore_cache_max_bytes)
     return env
 
 

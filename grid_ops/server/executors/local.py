@@ -77,6 +77,7 @@ class LocalExecutor(Executor):
         env_cache: Path | None = None,
         source_cache: Path | None = None,
         local_files: bool = True,
+        datastore_cache_max_bytes: int = 0,
     ) -> None:
         super().__init__(on_exit)
         self.root = state_dir / "experiments"
@@ -88,6 +89,7 @@ class LocalExecutor(Executor):
         self.source_cache = source_cache or state_dir / "source-cache"
         # False: runners download sources over HTTP as on a node without the control plane's files
         self.local_files = local_files
+        self.datastore_cache_max_bytes = datastore_cache_max_bytes  # 0: no limit
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._pgids: dict[str, int] = {}
@@ -114,6 +116,7 @@ class LocalExecutor(Executor):
             datastore_cache=str(self.datastore_cache),
             env_cache=str(self.env_cache),
             uv=self.uv,
+            datastore_cache_max_bytes=self.datastore_cache_max_bytes,
         )
 
     # ------------------------------------------------------------------ launch

@@ -27,12 +27,17 @@ from grid_ops.schemas import (
     ListDatastoreEventsResponse,
     ListDatastoreFilesResponse,
     ListDatastoresResponse,
+    LocalFilesRequest,
+    LocalFilesResponse,
     MissingBlobsRequest,
     MissingBlobsResponse,
+    UpdateDatastoreRequest,
 )
 from grid_ops.server import datastore_uploads as uploads
+from grid_ops.server.datastore_local_ingest import ingest_local_files
 from grid_ops.server.datastore_mounts import refuse_if_in_use
 from grid_ops.server.datastore_tables import DatastoreEventRow, DatastoreFileRow, DatastoreRow
+from grid_ops.server.datastore_update import update_datastore
 from grid_ops.server.datastores import (
     DOWNLOAD_URL_SECONDS,
     create_datastore,
@@ -107,6 +112,15 @@ async def get_datastore(cluster_id: str, ref: str, session: SessionDep, user: Us
     return wire_response(datastore_view(find_datastore(session, user, ref, cluster_id)))
 
 
+@router.put("/{ref}", response_model=Datastore)
+def update(cluster_id: str, ref: str, body: UpdateDatastoreRequest, request: Request, user: UserDep) -> Response:
+    """Update a version (``Body6``): only ``spec.source`` of a version still uploading may change; any
+    other difference is a 409 naming the field (versions are immutable once complete)."""
+    with runtime_of(request).sessions.begin() as session:
+        row = update_datastore(session, user, cluster_id, ref, body)
+        return wire_response(datastore_view(row))
+
+
 @router.delete("/{ref}", response_model=DeleteResponse)
 def delete(
     cluster_id: str, ref: str, request: Request, state: StateDep, user: UserDep, background: BackgroundTasks
@@ -166,6 +180,14 @@ def presigned_urls_completed(
     """Report the parts (numbers and ETags) of uploads; each is checked against the storage and assembled."""
     uploads.complete_parts(runtime_of(request), user, cluster_id, ref, body)
     return Response(content="{}", media_type="application/json")
+
+
+@router.post("/{ref}/local-files", response_model=LocalFilesResponse)
+def local_files(cluster_id: str, ref: str, body: LocalFilesRequest, request: Request, user: UserDep) -> Response:
+    """Addition: same-host upload: the control plane copies these files from its own disk into the version
+    (where its config allows it, from this machine only)."""
+    peer = request.client.host if request.client else None
+    return wire_response(ingest_local_files(runtime_of(request), user, cluster_id, ref, body, peer))
 
 
 @router.post("/{ref}/manifest", response_model=DatastoreManifestResponse)

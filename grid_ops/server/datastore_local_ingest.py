@@ -1,0 +1,177 @@
+"""Same-host uploads: a client on the control plane's machine names its files and the control plane copies
+them straight from disk into its local storage, instead of receiving them part by part over HTTP.
+
+The guarantees are those of the presigned flow: each file is copied in the kernel into a private temporary
+file and hashed there, so the stored content is exactly what was hashed (checked against the client's
+``sha256`` when it sends one); a file whose size or modification time differs from what the client scanned,
+before or after the copy, is reported as changed and not stored; content is stored once per owner; each
+request records its files in the version's manifest in one transaction, so an interrupted upload resumes
+with the files not yet recorded.
+
+It is off unless the server config allows it (``datastores.same_host_ingest``; on for the embedded control
+plane), and only taken from loopback addresses: it lets a user have the server read any file the server's
+account can, which on the embedded control plane is that user's own account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from grid_ops.schemas import DatastoreSourceType, LocalFile, LocalFilesRequest, LocalFilesResponse, LocalFileStored
+from grid_ops.server.auth import Principal
+from grid_ops.server.datastore_tables import DatastoreRow
+from grid_ops.server.datastore_uploads import (
+    DEFAULT_MODE,
+    MAX_FILES_PER_REQUEST,
+    check_path,
+    check_sha,
+    concurrently,
+    insert_blobs,
+    put_files,
+    require_uploading,
+)
+from grid_ops.server.datastores import DatastoreRuntime, describe, find_datastore
+from grid_ops.server.errors import ApiError, bad_request, conflict
+from grid_ops.server.storage.base import blob_key
+from grid_ops.server.storage.local import LocalStore
+
+MAX_PROBE_BYTES = 256
+COPY_THREADS = max(2, os.cpu_count() or 1)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a peer address is this machine's loopback."""
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Copied:
+    path: str
+    sha256: str | None = None
+    size: int = 0
+    mode: int = DEFAULT_MODE
+    problem: str | None = None  # "changed" or "unavailable"
+
+
+def _sees_client_files(probe_path: str, token: str) -> bool:
+    """Whether the file the client wrote for this request holds its token, as this machine sees it."""
+    try:
+        with open(probe_path, "rb") as f:
+            return f.read(MAX_PROBE_BYTES).decode("utf-8", "replace").strip() == token
+    except OSError:
+        return False
+
+
+def _real_path(path: str, real_dir: Callable[[str], str]) -> Path:
+    """Where ``path`` really is, resolving its folder through ``real_dir`` (cached per request: a source is
+    mostly a few folders) and the file itself only when it is a link."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return Path(os.path.realpath(path))
+    except OSError:
+        return Path(path)
+    folder, name = os.path.split(path)
+    return Path(real_dir(folder)) / name
+
+
+def _copy_one(
+    store: LocalStore, owner: str, forbidden: list[Path], real_dir: Callable[[str], str], f: LocalFile
+) -> _Copied:
+    """Copy one file into the store by its hash (or say why not)."""
+    out = _Copied(f.path, mode=DEFAULT_MODE if f.mode is None else f.mode & 0o777)
+    real = _real_path(f.local_path, real_dir)
+    if any(real.is_relative_to(root) for root in forbidden):
+        out.problem = "unavailable"  # the control plane's own files are never datastore sources
+        return out
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        out.problem = "unavailable"
+        return out
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or (before.st_size, before.st_mtime_ns) != (f.size_bytes, f.mtime_ns):
+            out.problem = "changed"
+            return out
+        tmp, copied, sha = store.copy_in(fd, f.size_bytes)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    moved = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+    if moved or copied != f.size_bytes or (f.sha256 is not None and f.sha256 != sha):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        out.problem = "changed"
+        return out
+    store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
+    out.sha256, out.size = sha, copied
+    return out
+
+
+def ingest_local_files(
+    runtime: DatastoreRuntime, user: Principal, cluster_id: str, ref: str, body: LocalFilesRequest, peer: str | None
+) -> LocalFilesResponse:
+    """Copy the request's files from this machine's disk into the version (see the module's docstring)."""
+    if not runtime.config.datastores.same_host_ingest:
+        raise ApiError(
+            403,
+            "same-host uploads are off on this control plane (datastores.same_host_ingest in its server "
+            "config); upload through presigned-urls",
+        )
+    if not is_loopback(peer):
+        raise ApiError(
+            403, "same-host uploads are taken only from this machine's loopback address; upload through presigned-urls"
+        )
+    if len(body.files) > MAX_FILES_PER_REQUEST:
+        raise bad_request(f"send at most {MAX_FILES_PER_REQUEST} files per request, got {len(body.files)}")
+    with runtime.sessions.begin() as session:
+        row = find_datastore(session, user, ref, cluster_id)
+        require_uploading(row)
+        if row.source_type != DatastoreSourceType.EXPANDED_FILES.value:
+            raise conflict(f"{describe(row)} is unpacked from an archive: it takes no same-host files")
+        datastore_id, owner, row_cluster = row.id, row.user_id, row.cluster_id
+    store = runtime.store(row_cluster)
+    if not isinstance(store, LocalStore):  # e.g. S3: the client sends the parts there itself
+        return LocalFilesResponse(same_host=False)
+    for f in body.files:
+        check_path(f.path)
+        if f.sha256 is not None:
+            check_sha(f.sha256, f"sha256 of {f.path!r}")
+        if not os.path.isabs(f.local_path) or "\x00" in f.local_path:
+            raise bad_request(f"localPath of {f.path!r} must be an absolute path, got {f.local_path!r}")
+        if f.size_bytes < 0:
+            raise bad_request(f"sizeBytes of {f.path!r} must not be negative")
+    if not _sees_client_files(body.probe_path, body.probe_token):
+        return LocalFilesResponse(same_host=False)
+    forbidden = [Path(os.path.realpath(runtime.state_dir)), Path(os.path.realpath(store.root))]
+    by_size = sorted(body.files, key=lambda f: -f.size_bytes)  # large files first: the threads end together
+    real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
+    copied = concurrently(lambda f: _copy_one(store, owner, forbidden, real_dir, f), by_size, COPY_THREADS)
+    stored = [c for c in copied if c.problem is None and c.sha256 is not None]
+    with runtime.sessions.begin() as session:
+        now = session.get(DatastoreRow, datastore_id)
+        if now is None or now.deleted_at is not None:
+            raise ApiError(404, f"datastore {ref!r} was deleted during the upload")
+        require_uploading(now)
+        insert_blobs(session, now.cluster_id, now.user_id, ((c.sha256 or "", c.size) for c in stored))
+        put_files(session, now, [(c.path, c.sha256 or "", c.size, c.mode) for c in stored])
+    return LocalFilesResponse(
+        same_host=True,
+        files=[LocalFileStored(path=c.path, sha256=c.sha256 or "", size_bytes=c.size) for c in stored],
+        changed=sorted(c.path for c in copied if c.problem == "changed"),
+        unavailable=sorted(c.path for c in copied if c.problem == "unavailable"),
+    )
