@@ -42,6 +42,12 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
                 cluster.capacity.gpu,
                 datastore_cache=state_dir / "datastore-cache",
             )
+        elif cluster.executor == "ray":
+            from grid_ops.server.executors.ray import RayExecutor  # imports Ray's job client: only when used
+
+            out[cluster.id] = RayExecutor(
+                scheduler.report, cluster, state_dir / "clusters" / cluster.id, config.cancel_grace_seconds
+            )
     return out
 
 

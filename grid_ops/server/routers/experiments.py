@@ -182,7 +182,7 @@ def _tail_offset(read: object, size: int, lines: int) -> int:
 
 
 @router.get("/{exp_ref}/logs", response_model=LogChunk)
-async def experiment_logs(
+def experiment_logs(
     cluster_id: str,
     exp_ref: str,
     state: StateDep,
