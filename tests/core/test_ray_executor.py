@@ -1,0 +1,205 @@
+"""The ``ray`` executor against a real Ray head on 127.0.0.1 (started by these tests, 2 CPUs): sweeps run
+as Ray jobs with their metrics, artifacts and datastore; cancel stops every job; a control plane killed
+with ``kill -9`` settles every experiment once after a restart; a head that cannot be reached keeps
+experiments queued with a message that says so until it is back."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grid_ops import Datastore, Experiment, Run
+from grid_ops.client import set_client
+from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.datastore_helpers import point_sdk_at, unique
+from tests.core.rayhead import RayHead, start_ray_head
+from tests.core.s3server import free_port
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def ray_config(address: str) -> str:
+    """A server config with one Ray cluster at ``address`` whose capacity is what Ray reports."""
+    return f"""
+cancel_grace_seconds: 2
+clusters:
+  - id: ray
+    executor: ray
+    address: {address}
+    options: {{poll_seconds: 0.2}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 256, hourly_cost: 0.5, spot_hourly_cost: 0.2}}
+"""
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    head = start_ray_head(tmp_path_factory.mktemp("ray"))
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cp(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = start_control_plane(tmp_path_factory.mktemp("grid-ray"), ray_config(ray_head.address))
+    yield plane
+    plane.stop()
+
+
+def post_run(cp: ControlPlane, name: str, command: str) -> None:
+    body = {"name": name, "spec": {"runControllerCommand": command, "clusterId": "ray"}}
+    answer = cp.call("POST", "/v1/core/ray/runs", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+def ray_jobs_of(head: RayHead, run: str) -> dict[str, dict[str, Any]]:
+    """The head's jobs of one run, by experiment name (from the metadata the executor gives them)."""
+    return {
+        str(job["metadata"]["grid_experiment"]): job  # type: ignore[index]
+        for job in head.jobs()
+        if (job.get("metadata") or {}).get("grid_run") == run  # type: ignore[union-attr]
+    }
+
+
+def phases(cp: ControlPlane, run: str) -> list[str]:
+    return [e["status"]["phase"].removeprefix("EXPERIMENT_STATE_") for e in cp.experiments(run, cluster="ray")]
+
+
+def wait_for(what: str, check: Any, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def log_of(cp: ControlPlane, experiment: str) -> str:
+    return str(cp.ok("GET", f"/v1/core/ray/experiments/{experiment}/logs")["data"])
+
+
+def test_a_sweep_of_the_example_over_a_datastore_runs_on_ray_with_metrics_artifacts_and_best(
+    ray_cp: ControlPlane, ray_head: RayHead, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from examples.daily_data import write_day
+
+    point_sdk_at(monkeypatch, ray_cp, tmp_path / "home", cluster="ray")
+    data = Datastore(name=unique("digits"), source=write_day("2026-11-26", tmp_path / "day"))
+    data.upload()
+    run = Run(
+        name=unique("ray-digits"),
+        path=EXAMPLES,
+        run_command='train.py --data-dir data --C "[1, 10]" --gamma "[0.001, 0.01]"',
+        datastore=data,
+        datastore_mount_dir="data",
+    )
+    run.start()
+    assert run.wait(timeout=240) == "succeeded"
+    exps = run.experiments
+    assert len(exps) == 4 and {e.status for e in exps} == {"succeeded"}
+    jobs = ray_jobs_of(ray_head, run.name)
+    assert sorted(jobs) == sorted(e.name for e in exps)  # one Ray job per experiment
+    for e in exps:
+        job = jobs[e.name]
+        assert job["status"] == "SUCCEEDED" and job["submission_id"] == e.id
+        assert job["entrypoint_num_cpus"] == 1 and job["metadata"]["grid_run"] == run.name
+        assert "on 1125 images" in log_of(ray_cp, e.name)  # the datastore's 1,500 digits, not the bundled 1,797
+    values = {e.name: e.metrics["val_accuracy"].last for e in exps}
+    best = run.best_experiment("val_accuracy")
+    assert best.name == max(values, key=lambda n: (values[n], -int(n.rsplit("exp", 1)[1])))
+    assert {a.filename for a in Experiment(best.name).artifacts} >= {"model.pkl", "report.json"}
+    report = Experiment(best.name).download_artifacts(tmp_path / "got", pattern=r"report\.json$")
+    assert json.loads(report[0].read_text())["val_accuracy"] == pytest.approx(values[best.name], abs=1e-4)
+    set_client(None)
+
+
+def test_cancelling_a_running_sweep_stops_every_ray_job_and_every_experiment_ends_cancelled(
+    ray_cp: ControlPlane, ray_head: RayHead
+) -> None:
+    name = unique("ray-cancel")
+    post_run(ray_cp, name, 'python -c "import time; print(\'up\', flush=True); time.sleep(300)" --i "[1, 2, 3]"')
+    # two run at once (2 CPUs reported by Ray); the third waits in our queue, not in Ray's
+    wait_for("two experiments to start", lambda: all("up" in log_of(ray_cp, f"{name}-exp{i}") for i in (0, 1)))
+    assert phases(ray_cp, name) == ["RUNNING", "RUNNING", "QUEUED"]
+    assert sorted(ray_jobs_of(ray_head, name)) == [f"{name}-exp0", f"{name}-exp1"]
+    ray_cp.ok("PUT", f"/v1/core/ray/runs/{name}", json={"spec": {"desiredState": "RUN_STATE_CANCELED"}})
+    run = ray_cp.wait_run(name, cluster="ray", timeout=90)
+    assert run["status"]["phase"] == "RUN_STATE_CANCELED"
+    assert phases(ray_cp, name) == ["CANCELLED", "CANCELLED", "CANCELLED"]
+    jobs = ray_jobs_of(ray_head, name)
+    assert sorted(jobs) == [f"{name}-exp0", f"{name}-exp1"]  # the queued one never reached Ray
+    assert {job["status"] for job in jobs.values()} == {"STOPPED"}
+    for exp in ray_cp.experiments(name, cluster="ray")[:2]:
+        assert exp["status"]["message"].startswith("cancelled by user (Ray job ")
+
+
+def test_kill_9_of_the_control_plane_while_ray_jobs_run_loses_nothing_and_runs_nothing_twice(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    cp = start_control_plane(home, ray_config(ray_head.address))
+    name = "crashy"
+    script = "import sys, time; n = int(sys.argv[2]); print('start', n, flush=True); time.sleep(n); sys.exit(n % 2)"
+    try:
+        # exp0 (4 s) and exp1 (10 s) run; exp2 (2 s) and exp3 (3 s) wait for a CPU in our queue
+        post_run(cp, name, f'python -c "{script}" --n "[4, 10, 2, 3]"')
+        wait_for("two experiments to start", lambda: all("start" in log_of(cp, f"{name}-exp{i}") for i in (0, 1)))
+        assert cp.stop(signal.SIGKILL) == -signal.SIGKILL
+        time.sleep(6)  # exp0 ends while nobody watches; exp1 runs on past the restart
+    finally:
+        cp.stop(signal.SIGKILL)
+
+    again = start_control_plane(home, ray_config(ray_head.address))
+    try:
+        run = again.wait_run(name, cluster="ray", timeout=120)
+        exps = again.experiments(name, cluster="ray")
+        assert phases(again, name) == ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "FAILED"]
+        assert [e["status"].get("exitCode") for e in exps] == [0, 0, 0, 1]
+        assert run["status"]["phase"] == "RUN_STATE_FAILED"
+        jobs = ray_jobs_of(ray_head, name)
+        assert sorted(jobs) == [f"{name}-exp{i}" for i in range(4)]  # one Ray job each: none ran twice
+        assert all(job["submission_id"] == e["id"] for e, job in zip(exps, (jobs[e["name"]] for e in exps)))
+        for i, n in enumerate([4, 10, 2, 3]):
+            assert log_of(again, f"{name}-exp{i}").count(f"start {n}") == 1
+    finally:
+        again.stop()
+
+
+def test_an_unreachable_ray_head_keeps_experiments_queued_with_a_message_until_it_is_back(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    port = free_port()
+    cp = start_control_plane(tmp_path / "home", ray_config(f"http://127.0.0.1:{port}"))
+    head: RayHead | None = None
+    try:
+        name = "patient"
+        post_run(cp, name, 'python -c "print(\'ran\', 40 + 2)" --i "[1, 2]"')
+        wait_for(
+            "the waiting message",
+            lambda: all("cannot be reached" in e["status"]["message"] for e in cp.experiments(name, cluster="ray")),
+        )
+        time.sleep(3)  # nothing runs, nothing fails, however long it takes
+        assert phases(cp, name) == ["QUEUED", "QUEUED"]
+        for exp in cp.experiments(name, cluster="ray"):
+            message = exp["status"]["message"]
+            assert f"waiting for the Ray cluster at http://127.0.0.1:{port}, which cannot be reached" in message
+            assert "stays queued and starts when the cluster is back" in message
+        head = start_ray_head(tmp_path_factory.mktemp("ray"), dashboard_port=port)  # a short path: Ray's sockets
+        run = cp.wait_run(name, cluster="ray", timeout=120)
+        assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+        for exp in cp.experiments(name, cluster="ray"):
+            assert exp["status"]["message"] == "exited with code 0"
+            assert log_of(cp, exp["name"]).count("ran 42") == 1
+        assert sorted(ray_jobs_of(head, name)) == [f"{name}-exp0", f"{name}-exp1"]
+    finally:
+        cp.stop()
+        if head is not None:
+            head.stop()
