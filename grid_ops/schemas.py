@@ -195,6 +195,8 @@ class RunSpec(WireModel):
     # additions
     max_parallel: int | None = None
     metrics_pattern: str | None = None
+    source_commit: str | None = None
+    """The commit a git ``sourceCode`` was resolved to when the run was created (set by the server)."""
 
 
 class ExperimentCounts(WireModel):

@@ -135,6 +135,8 @@ def show_started(run: Run) -> None:
         return
     count = len(run)
     click.echo(f"started run {run.name}: {count} experiment{'s' if count != 1 else ''} on cluster {run.cluster_id}")
+    if run.source_commit:
+        click.echo(f"source:     {run.url} at commit {run.source_commit}")
     click.echo(f"follow it:  grid-ops status {run.name}")
     click.echo(f"logs:       grid-ops logs {run.name}-exp0")
 
@@ -239,7 +241,11 @@ def _option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     default=None,
     help="Source directory to upload (default: the current directory).",
 )
-@_option("--url", default=None, help="Git repository to run instead of uploading --path.")
+@_option(
+    "--url",
+    default=None,
+    help="Git repository (URL or local path, optionally #ref=BRANCH|TAG|SHA) to run instead of uploading --path.",
+)
 @_option("--dockerfile", default=None, help="Dockerfile in the source to build the image from.")
 @_option("--datastore", default=None, metavar="NAME[:VERSION]", help="Datastore to mount in every experiment.")
 @_option("--datastore_mount_dir", default=None, help="Where to mount it (default /datastores/NAME).")

@@ -5,16 +5,15 @@ The first experiment that needs a version lists its files from the control plane
 the control plane's local storage where it can (else downloads it by its URL and checks its SHA-256),
 makes everything read-only, and renames the finished folder into place. It copies rather than
 hard-links: an experiment running as the store's owner could make a linked file writable again and
-change the stored content under every other version that shares it. A lock per
-version makes concurrent experiments wait for that one build instead of fetching the data again, and the
-rename means a half-built copy is never used. Versions never change, so a copy stays good while the
+change the stored content under every other version that shares it. The cache
+(``node_cache.py``) makes concurrent experiments wait for that one build instead of fetching the data
+again, and never uses a half-built copy. Versions never change, so a copy stays good while the
 version exists; the executor drops it when the version is deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -22,19 +21,21 @@ import shutil
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+try:
+    from grid_ops.runner import fetch, node_cache
+except ImportError:  # loaded by path in the supervisor, without the package (see supervise.load_module_file)
+    import fetch  # type: ignore[no-redef]
+    import node_cache  # type: ignore[no-redef]
 
 _CHUNK = 1024 * 1024
 _THREADS = 8
 _PAGE = 1000
 _ATTEMPTS = 4
-_LIST_SECONDS = 60.0
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class DatastoreError(Exception):
@@ -55,16 +56,7 @@ class BuildStats:
 
 def version_dir(cache: str, version_id: str) -> str:
     """Where a version's read-only copy lives in the node's cache."""
-    return os.path.join(cache, version_id)
-
-
-def _open(url: str, timeout: float, headers: dict[str, str] | None = None) -> Any:
-    """GET ``url``; never through a proxy for this machine's own addresses."""
-    request = urllib.request.Request(url, headers=headers or {})
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK:
-        return _NO_PROXY.open(request, timeout=timeout)
-    return urllib.request.urlopen(request, timeout=timeout)
+    return node_cache.entry_dir(cache, version_id)
 
 
 # ---------------------------------------------------------------------- the listing
@@ -73,119 +65,44 @@ def _open(url: str, timeout: float, headers: dict[str, str] | None = None) -> An
 def list_version(env: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The version the experiment mounts and all its files, from the control plane's runner endpoint
     (retrying for a minute while the control plane is unreachable, e.g. restarting)."""
-    url, token, exp = env.get("GRID_RUNNER_URL"), env.get("GRID_RUNNER_TOKEN"), env.get("GRID_EXPERIMENT_ID")
-    if not url or not token or not exp:
-        raise DatastoreError("the control plane cannot be reached: GRID_RUNNER_URL or GRID_RUNNER_TOKEN is unset")
-    base = f"{url.rstrip('/')}/v1/runner/experiments/{exp}/datastore?pageSize={_PAGE}"
-    files: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    page_token = None
-    while True:
-        page = _get_json(base + (f"&pageToken={urllib.parse.quote(page_token)}" if page_token else ""), token)
-        info = page
-        files.extend(page.get("files") or [])
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            return info, files
-
-
-def _get_json(url: str, token: str) -> dict[str, Any]:
-    deadline = time.monotonic() + _LIST_SECONDS
-    delay = 0.2
-    while True:
-        try:
-            with _open(url, 30, {"X-Grid-Runner-Token": token}) as answer:
-                data: dict[str, Any] = json.loads(answer.read())
-                return data
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            with contextlib.suppress(ValueError, AttributeError):
-                detail = json.loads(detail).get("message") or detail
-            if 400 <= exc.code < 500:
-                raise DatastoreError(f"the control plane refused the file list ({exc.code}): {detail}") from None
-            reason = f"HTTP {exc.code}: {detail[:300]}"
-        except (OSError, ValueError) as exc:
-            reason = str(getattr(exc, "reason", exc))
-        if time.monotonic() > deadline:
-            raise DatastoreError(f"the file list could not be read from the control plane: {reason}")
-        time.sleep(delay)
-        delay = min(5.0, delay * 2)
+    try:
+        base, token = fetch.experiment_endpoint(env, f"datastore?pageSize={_PAGE}")
+        files: list[dict[str, Any]] = []
+        info: dict[str, Any] = {}
+        page_token = None
+        while True:
+            url = base + (f"&pageToken={urllib.parse.quote(page_token)}" if page_token else "")
+            page: dict[str, Any] = fetch.get(url, token, "the file list", lambda answer: json.loads(answer.read()))
+            info = page
+            files.extend(page.get("files") or [])
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return info, files
+    except fetch.FetchError as exc:
+        raise DatastoreError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------- the cache
-
-
-@contextlib.contextmanager
-def _locked(cache: str, version_id: str) -> Iterator[None]:
-    """Hold the version's lock (released by the kernel if this process dies)."""
-    fd = os.open(os.path.join(cache, f".{version_id}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _remove(path: str) -> None:
-    """Delete a (read-only) copy: give its folders their write bit back, then remove everything."""
-    if not os.path.lexists(path):
-        return
-    for root, dirs, _files in os.walk(path):
-        for name in dirs:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(root, name), 0o755)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o755)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def ensure(cache: str, version_id: str, list_files: Callable[[], list[dict[str, Any]]]) -> BuildStats | None:
     """Make sure the node's cache holds the version: ``None`` if it did, else what building it took.
 
     ``list_files`` is called only when the copy has to be built."""
-    final = version_dir(cache, version_id)
-    if os.path.isdir(final):
-        return None
-    os.makedirs(cache, exist_ok=True)
-    with _locked(cache, version_id):
-        if os.path.isdir(final):  # another experiment built it while this one waited
-            return None
-        prefix = f".building-{version_id}-"
-        for name in os.listdir(cache):  # left by a builder that died: nobody else builds while we hold the lock
-            if name.startswith(prefix):
-                _remove(os.path.join(cache, name))
+
+    def build(folder: str) -> BuildStats:
         started = time.monotonic()
-        tmp = os.path.join(cache, f"{prefix}{os.getpid()}")
-        os.mkdir(tmp)
-        try:
-            stats = _build(tmp, list_files())
-            _seal(tmp)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not os.path.isdir(final):
-                    raise
-                _remove(tmp)  # built meanwhile by a process holding an older lock file: use theirs
-                return None
-        except BaseException:
-            _remove(tmp)
-            raise
+        stats = _build(folder, list_files())
+        _seal(folder)
         stats.seconds = time.monotonic() - started
         return stats
+
+    return node_cache.ensure(cache, version_id, build)
 
 
 def drop(cache: str, version_id: str) -> None:
     """Remove the node's copy of a version (it was deleted)."""
-    if not os.path.isdir(cache):
-        return
-    with _locked(cache, version_id):
-        final = version_dir(cache, version_id)
-        if os.path.isdir(final):
-            doomed = os.path.join(cache, f".dropping-{version_id}-{os.getpid()}")
-            os.rename(final, doomed)
-            _remove(doomed)
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(cache, f".{version_id}.lock"))
+    node_cache.drop(cache, version_id)
 
 
 def _safe_path(path: str) -> str:
@@ -244,7 +161,7 @@ def _download(f: dict[str, Any], dest: str, mode: int) -> int:
         digest = hashlib.sha256()
         got = 0
         try:
-            with _open(url, 60) as answer, open(dest, "wb") as out:
+            with fetch.open_url(url, 60) as answer, open(dest, "wb") as out:
                 while chunk := answer.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 import urllib.error
@@ -16,6 +17,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+try:
+    from grid_ops.runner import fetch
+except ImportError:  # loaded by path in the supervisor, without the package (see supervise.load_module_file)
+    import fetch  # type: ignore[no-redef]
 
 _BATCH = 5000
 _FINAL_SECONDS = 30.0
@@ -148,3 +154,25 @@ class Reporter:
                 return False
             time.sleep(delay)
             delay = min(5.0, delay * 2)
+
+
+def heartbeats(env: dict[str, str], seconds: float, note: Callable[[str], None]) -> None:
+    """POST ``.../heartbeat`` every ``seconds`` for as long as the process lives. Failures are retried at
+    the next beat (the control plane may be restarting); an answer of 409 means the control plane has
+    ended the experiment (its runner went silent for too long), so the runner stops the command itself
+    with SIGTERM, in case the executor could not."""
+    endpoint, token = fetch.experiment_endpoint(env, "heartbeat")
+    headers = {"X-Grid-Runner-Token": token}
+    while True:
+        started = time.monotonic()
+        try:
+            with fetch.open_url(endpoint, 10, headers, data=b""):
+                pass
+        except urllib.error.HTTPError as exc:
+            if exc.code == 409:
+                note(f"the control plane ended this experiment: {exc.read().decode('utf-8', 'replace')[:300]}")
+                os.killpg(0, signal.SIGTERM)
+                return
+        except OSError:
+            pass
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))

@@ -1,7 +1,9 @@
 """Runs one experiment's command and looks after it until it ends.
 
-The supervisor is the experiment's process-group leader. It makes the run's datastore version available
-(``runner/datastore.py``), starts the command with its output on a
+The supervisor is the experiment's process-group leader. It tells the control plane every few seconds
+that it is alive (``$GRID_HEARTBEAT_SECONDS``, from a thread of its own, whatever the command does),
+makes the experiment's copy of the source (``runner/checkout.py``) and goes into it, makes the run's
+datastore version available (``runner/datastore.py``), starts the command with its output on a
 pipe, copies that output to the experiment's log file, reads metrics from it (``name=value`` lines) and
 from ``$GRID_METRICS_FILE`` (JSON lines), reports them to the control plane over HTTP, uploads the files
 left in ``$GRID_ARTIFACTS_DIR`` when the command ends (also after a failure), and writes the exit status
@@ -161,9 +163,12 @@ class Supervisor:
         for folder in ("GRID_ARTIFACTS_DIR", "GRID_SCRATCH_DIR"):  # made here on a node the executor cannot reach
             if self.env.get(folder):
                 os.makedirs(self.env[folder], exist_ok=True)
-        self._scratch_link()
-        self._dependency_note()
-        code = self._datastore()
+        self._start_heartbeat()
+        code = self._source()
+        if code == 0:
+            self._scratch_link()
+            self._dependency_note()
+            code = self._datastore()
         if code == 0 and self.stopping:  # stopped while the datastore was fetched: the command never starts
             self.reason = "stopped before the command started"
             self.note(self.reason)
@@ -174,7 +179,7 @@ class Supervisor:
             if code != 0:
                 break
         if code == 0:
-            code = self._run_process(self.argv)
+            code = self._command()
         for action in self._actions("GRID_ACTIONS_ON_EXPERIMENT_END"):  # also after a failure
             end = self._action("on_experiment_end", action)
             if end != 0 and code == 0:
@@ -184,6 +189,44 @@ class Supervisor:
 
     def _on_stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True
+
+    def _start_heartbeat(self) -> None:
+        """Heartbeats from a thread of their own (``_thread``: ``threading`` costs the supervisor a few
+        ms), so that a command busy without output still counts as alive. Nothing is imported for them
+        until the first one is due."""
+        seconds = float(self.env.get("GRID_HEARTBEAT_SECONDS") or 0)
+        if seconds > 0 and self.env.get("GRID_RUNNER_URL") and self.env.get("GRID_RUNNER_TOKEN"):
+            import _thread
+
+            _thread.start_new_thread(self._heartbeats, (seconds,))
+
+    def _heartbeats(self, seconds: float) -> None:
+        time.sleep(seconds)
+        try:
+            load_module_file("runner/report.py").heartbeats(self.env, seconds, self.note)
+        except Exception as exc:  # the experiment matters more than its heartbeats
+            self.note(f"heartbeats stopped: {type(exc).__name__}: {exc}")
+
+    def _source(self) -> int:
+        """Make the experiment's copy of the source and go into it; 0, or 1 with ``self.reason`` set."""
+        if not self.env.get("GRID_WORK_DIR"):
+            return 0
+        try:
+            os.chdir(load_module_file("runner/checkout.py").prepare(self.env, self.note))
+        except Exception as exc:
+            self.reason = f"the source could not be prepared: {exc}"
+            self.note(self.reason)
+            return 1
+        return 0
+
+    def _command(self) -> int:
+        """Run the command once it is known to exist (127, with ``self.reason`` set, when it does not)."""
+        argv, problem = resolve_command(self.argv, self.env.get("PATH") or os.defpath)
+        if problem is not None:
+            self.reason = problem
+            self.note(f"the experiment could not start: {problem}")
+            return 127
+        return self._run_process(argv)
 
     def _actions(self, variable: str) -> list[str]:
         import json
@@ -296,6 +339,27 @@ class Supervisor:
         reporter.close()
         if has_artifacts and artifacts:
             reporter.upload_artifacts(artifacts)
+
+
+def resolve_command(argv: list[str], path: str) -> tuple[list[str], str | None]:
+    """The command as it will run, or why it cannot (in the working directory, with ``PATH``).
+
+    ``train.py --lr 1`` runs as ``python train.py --lr 1``, as with the Grid CLI: a Python script of the
+    source needs no executable bit or shebang. Any other command runs as written."""
+    prog = argv[0]
+    if prog.endswith(".py") and os.path.isfile(prog) and not os.access(prog, os.X_OK):
+        return ["python", *argv], None
+    if "/" in prog:
+        if not os.path.exists(prog):
+            return argv, f"command not found: {prog!r} does not exist in the working directory"
+        if not os.access(prog, os.X_OK) or os.path.isdir(prog):
+            return argv, f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)"
+        return argv, None
+    for folder in path.split(os.pathsep):
+        candidate = os.path.join(folder or ".", prog)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return argv, None
+    return argv, f"command not found: {prog!r} is not on PATH"
 
 
 def describe(code: int) -> str:

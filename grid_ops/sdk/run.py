@@ -83,7 +83,10 @@ class Run:
     only the ``name`` of an existing run to load it. Arguments given explicitly win over ``config_file``
     (a ``grid.yml``), which wins over the defaults; an argument left at its default value counts as not
     given. Without ``url`` the directory ``path`` (default: the current one) is uploaded as the source;
-    ``localdir`` is accepted for compatibility and implied. ``relative_working_dir`` (the directory of the
+    ``localdir`` is accepted for compatibility and implied. With ``url`` (a git repository:
+    ``https://...``, ``git@host:owner/repo``, ``file:///path`` or a local path, optionally
+    ``#ref=<branch, tag or commit sha>``) the experiments run that repository at the commit the ref
+    pointed to at ``start()``, which ``source_commit`` then tells. ``relative_working_dir`` (the directory of the
     source to run in), ``max_parallel`` (how many experiments may run at once) and ``metrics_pattern``
     (the regex with groups ``name`` and ``value`` that finds metrics in stdout) are keyword-only
     additions; ``client`` selects the control plane (default: ``grid_ops.client.get_client()``).
@@ -97,7 +100,10 @@ class Run:
         '``python train.py --lr "[0.01, 0.1]" --flag``; list literals, ``range(...)`` and distributions '
         "are swept."
     )
-    url = _Setting[str | None]("Remote URL of the git repository to run, if not the local ``path``.")
+    url = _Setting[str | None](
+        "The git repository to run instead of uploading ``path``: its URL or local path, with an optional "
+        "``#ref=<branch, tag or commit sha>`` (default: its HEAD)."
+    )
     relative_working_dir = _Setting[str | None]("Directory of the source tree the command runs in.")
     path = _Setting[Path | None]("Local path to the source directory (uploaded when ``url`` is not set).", check_path)
     description = _Setting[str | None]("Human readable description of the Run's contents.")
@@ -314,6 +320,12 @@ class Run:
                 status_code=exc.status_code,
                 details=exc.details,
             ) from exc
+
+    @property
+    def source_commit(self) -> str | None:
+        """The commit every experiment runs, for a run started with a git ``url`` (resolved from its ref
+        when the run was created); ``None`` for an uploaded source or before ``start()``."""
+        return self._wire.spec.source_commit if self._wire is not None else None
 
     @property
     def plan(self) -> list[dict[str, Any]] | None:

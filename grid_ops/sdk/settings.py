@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grid_ops import schemas
+from grid_ops import git_url, schemas
 from grid_ops.config_file import ACTION_KEYS, RunConfig, prefer
 from grid_ops.errors import ValidationError
 from grid_ops.metrics import compile_metrics_pattern
@@ -140,6 +140,28 @@ def _path_text(name: str, value: object, root: Path | None) -> str | None:
     return str(value)
 
 
+def check_git_url(url: object) -> str:
+    """A git source ``URL[#ref=REF]``; a local repository's path made absolute and checked to exist."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError(f"url must be the URL or path of a git repository, got {url!r}")
+    text = url.strip()
+    try:
+        location, ref = git_url.split_ref(text)
+        local = git_url.local_path(location)
+    except ValueError as exc:
+        raise ValidationError(f"url {url!r}: {exc}") from None
+    if local is None:
+        return text
+    path = Path(local).expanduser()
+    if not path.exists():
+        raise ValidationError(
+            f"url {url!r}: the local path {str(path)!r} does not exist; give the path or URL of a git "
+            "repository (https://..., git@host:owner/repo, file:///path), optionally with #ref=<branch, tag or sha>"
+        )
+    absolute = str(path.resolve()) if location == local else location
+    return absolute + (f"#ref={ref}" if ref is not None else "")
+
+
 # --------------------------------------------------------------------------- the whole set
 
 
@@ -206,13 +228,7 @@ def normalize(settings: RunSettings, *, starting: bool) -> RunSettings:
 
     def source() -> None:
         if out.url is not None:
-            if not isinstance(out.url, str) or not out.url.strip():
-                raise ValidationError(f"url must be the URL of a git repository, got {out.url!r}")
-            if starting:
-                raise ValidationError(
-                    f"git sources (url={out.url!r}) are not supported yet: start the run from a local copy "
-                    "of the repository instead (path=..., or `grid-ops run --path DIR`)"
-                )
+            out.url = check_git_url(out.url)
             return
         out.path = check_path(out.path if out.path is not None else Path.cwd())
 

@@ -36,11 +36,15 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
     out: dict[str, Executor] = {}
     for cluster in config.clusters.values():
         if cluster.executor == "local":
+            # options.source_transfer: "local" (default) lets runners read a run's snapshot from the state
+            # directory; "http" makes them download it, as runners on other machines do
             out[cluster.id] = LocalExecutor(
                 scheduler.report,
                 state_dir / "clusters" / cluster.id,
                 cluster.capacity.gpu,
                 datastore_cache=state_dir / "datastore-cache",
+                source_cache=state_dir / "source-cache",
+                local_files=cluster.options.get("source_transfer", "local") != "http",
             )
         elif cluster.executor == "ray":
             from grid_ops.server.executors.ray import RayExecutor  # imports Ray's job client: only when used

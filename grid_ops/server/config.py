@@ -308,6 +308,10 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
     default = d.get("default_instance_type", types[0].name)
     if default not in names:
         raise ConfigError(f"{where}.default_instance_type {default!r} is not one of {', '.join(names)}")
+    options = dict(d.get("options") or {})
+    transfer = options.get("source_transfer", "local")
+    if transfer not in ("local", "http"):
+        raise ConfigError(f"{where}.options.source_transfer must be 'local' or 'http', got {transfer!r}")
     return ClusterConfig(
         id=cid,
         executor=executor,

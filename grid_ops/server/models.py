@@ -68,7 +68,7 @@ class RunRow(Base):
     phase: Mapped[str] = mapped_column(String(32), index=True)
     desired_state: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
-    source_state: Mapped[str] = mapped_column(String(16))  # none | awaiting | ready
+    source_state: Mapped[str] = mapped_column(String(16))  # none | awaiting | ready | git
     source_path: Mapped[str | None] = mapped_column(Text)
     max_parallel: Mapped[int | None] = mapped_column(Integer)
     experiment_count: Mapped[int] = mapped_column(Integer)

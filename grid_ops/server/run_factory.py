@@ -26,7 +26,7 @@ from grid_ops.schemas import (
     RunSpec,
     RunState,
 )
-from grid_ops.server import datastore_mounts
+from grid_ops.server import datastore_mounts, git_sources
 from grid_ops.server.auth import Principal
 from grid_ops.server.config import ClusterConfig, InstanceTypeConfig, ServerConfig
 from grid_ops.server.db import utcnow
@@ -179,11 +179,6 @@ def prepare(
     if spec.max_parallel is not None and spec.max_parallel < 1:
         raise bad_request(f"spec.maxParallel must be at least 1, got {spec.max_parallel}")
     mounts = datastore_mounts.resolve(session, user, cluster_id, spec.datastores)
-    if spec.source_code and not req.local_dir:
-        raise bad_request(
-            f"git sources (spec.sourceCode {spec.source_code!r}) are not fetched by this control plane yet; "
-            "upload the source instead (localDir: true, which the SDK does when no url is given)"
-        )
     instance_type = _choose_instance_type(cluster, spec)
     if (
         instance_type.cpu > cluster.capacity.cpu
@@ -203,8 +198,13 @@ def prepare(
         select(RunRow.id).where(RunRow.user_id == user.id, RunRow.name == name, RunRow.deleted_at.is_(None))
     ):
         raise conflict(f"a run named {name!r} already exists; choose another name or delete that run first")
+    # last, as it may ask a git server: the run's ref pinned to one commit for all its experiments
+    git = None
+    if spec.source_code and not req.local_dir:
+        git = git_sources.resolve(spec.source_code, spec.relative_work_dir)
     normalized = spec.model_copy(
         update={
+            "source_commit": git.commit if git else None,
             "cluster_id": cluster_id,
             "instance_type": instance_type.name,
             "sweep_type": strategy,
@@ -256,7 +256,7 @@ def store(session: Session, user: Principal, p: Prepared, description: str | Non
         phase=RunState.PENDING.value,
         desired_state=None,
         message=None,
-        source_state="awaiting" if local_dir else "none",
+        source_state="awaiting" if local_dir else ("git" if p.spec.source_commit else "none"),
         source_path=None,
         max_parallel=p.spec.max_parallel,
         experiment_count=len(p.trials),

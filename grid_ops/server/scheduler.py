@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from grid_ops.schemas import ExperimentState, RunState
 from grid_ops.server.config import ServerConfig
 from grid_ops.server.db import as_utc, utcnow
-from grid_ops.server.executors.base import Executor, LaunchError, LaunchSpec, Outcome
+from grid_ops.server.executors.base import Executor, LaunchError, LaunchSpec, Outcome, SourceSpec
+from grid_ops.server.git_sources import cache_key, split_ref
 from grid_ops.server.models import EventRow, ExperimentRow, RunRow
 from grid_ops.server.phases import ACTIVE, TERMINAL, derive_run_phase
 
@@ -451,10 +452,6 @@ class Scheduler:
             env["GRID_SCRATCH_MOUNT"] = scratch[0]["mountPath"]
         if run.spec.get("metricsPattern"):
             env["GRID_METRICS_PATTERN"] = run.spec["metricsPattern"]
-        if self.public_url is not None and self.runner_token is not None:
-            env["GRID_RUNNER_URL"] = self.public_url
-            env["GRID_RUNNER_TOKEN"] = self.runner_token(exp.id)
-        source = self.source_path(run.id) if run.source_state == "ready" else None
         return LaunchSpec(
             experiment_id=exp.id,
             experiment_name=exp.name,
@@ -468,8 +465,20 @@ class Scheduler:
             cpu=exp.cpu,
             gpu=exp.gpu,
             memory_mb=exp.memory_mb,
-            source_tarball=source,
+            source=self._source_of(run),
             relative_work_dir=run.spec.get("relativeWorkDir") or None,
             datastore_id=mount.get("id") or None,
             previous_handle=exp.handle,
+            runner_url=self.public_url,
+            runner_token=self.runner_token(exp.id) if self.runner_token is not None else None,
         )
+
+    def _source_of(self, run: RunRow) -> SourceSpec | None:
+        """The run's uploaded snapshot, or its git repository at the commit resolved when it was created."""
+        if run.source_state == "ready":
+            return SourceSpec(kind="snapshot", key=f"snapshot-{run.id}", archive=self.source_path(run.id))
+        commit = run.spec.get("sourceCommit")
+        if run.source_state == "git" and commit:
+            url, ref = split_ref(run.spec.get("sourceCode") or "")
+            return SourceSpec(kind="git", key=cache_key(url, commit), git_url=url, git_ref=ref, git_commit=commit)
+        return None

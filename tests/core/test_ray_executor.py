@@ -166,7 +166,7 @@ def test_kill_9_of_the_control_plane_while_ray_jobs_run_loses_nothing_and_runs_n
         assert run["status"]["phase"] == "RUN_STATE_FAILED"
         jobs = ray_jobs_of(ray_head, name)
         assert sorted(jobs) == [f"{name}-exp{i}" for i in range(4)]  # one Ray job each: none ran twice
-        assert all(job["submission_id"] == e["id"] for e, job in zip(exps, (jobs[e["name"]] for e in exps)))
+        assert all(jobs[e["name"]]["submission_id"] == e["id"] for e in exps)
         for i, n in enumerate([4, 10, 2, 3]):
             assert log_of(again, f"{name}-exp{i}").count(f"start {n}") == 1
     finally:

@@ -824,11 +824,11 @@ def test_loading_a_run_shows_what_another_client_stored_without_refusing_it(clie
     assert run.wait(timeout=30) == "succeeded"
 
 
-def test_a_git_url_source_is_refused_at_start_with_what_to_do_instead(client_env: ControlPlane) -> None:
+def test_a_git_url_that_cannot_be_read_is_refused_at_start_naming_it(client_env: ControlPlane) -> None:
     from grid_ops import Run
     from grid_ops.errors import ValidationError
 
     run = Run(name="from-git", run_command="python train.py", url="https://example.invalid/repo.git")
-    with pytest.raises(ValidationError, match=r"git sources .* not supported yet.*path="):
+    with pytest.raises(ValidationError, match=r"'https://example.invalid/repo.git' is not a git repository that can"):
         run.start()
     assert client_env.call("GET", "/v1/core/local/runs/from-git").status_code == 404

@@ -14,16 +14,21 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import threading
 import time
 from pathlib import Path
 
 from grid_ops.runner.datastore import drop as drop_cached_version
-from grid_ops.runner.datastore import version_dir
-from grid_ops.server.executors.base import Executor, ExitCallback, LaunchError, LaunchSpec, Outcome
+from grid_ops.server.executors.base import (
+    Executor,
+    ExitCallback,
+    LaunchError,
+    LaunchSpec,
+    Outcome,
+    RunnerDirs,
+    runner_env,
+)
 from grid_ops.server.executors.spare import Spares
-from grid_ops.server.tarsafe import safe_extract
 
 _POLL_SECONDS = 0.5
 
@@ -46,14 +51,6 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def with_interpreter(argv: tuple[str, ...], cwd: Path) -> list[str]:
-    """``train.py --lr 1`` runs as ``python train.py --lr 1``, as with the Grid CLI: a Python script of
-    the source needs no executable bit or shebang. Any other command runs as written."""
-    if argv and argv[0].endswith(".py") and (cwd / argv[0]).is_file() and not os.access(cwd / argv[0], os.X_OK):
-        return ["python", *argv]
-    return list(argv)
-
-
 def _proc_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (to tell a recycled pid from ours), or None if gone."""
     try:
@@ -70,12 +67,21 @@ class LocalExecutor(Executor):
     """Runs experiments as child process groups under ``state_dir/experiments/<id>/``."""
 
     def __init__(
-        self, on_exit: ExitCallback, state_dir: Path, gpus: int = 0, datastore_cache: Path | None = None
+        self,
+        on_exit: ExitCallback,
+        state_dir: Path,
+        gpus: int = 0,
+        datastore_cache: Path | None = None,
+        source_cache: Path | None = None,
+        local_files: bool = True,
     ) -> None:
         super().__init__(on_exit)
         self.root = state_dir / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
         self.datastore_cache = datastore_cache or state_dir / "datastore-cache"
+        self.source_cache = source_cache or state_dir / "source-cache"
+        # False: runners download sources over HTTP as on a node without the control plane's files
+        self.local_files = local_files
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._pgids: dict[str, int] = {}
@@ -95,38 +101,14 @@ class LocalExecutor(Executor):
     def _exit_file(self, experiment_id: str) -> Path:
         return self.exp_dir(experiment_id) / "exit_code"
 
+    def runner_dirs(self, experiment_id: str) -> RunnerDirs:
+        return RunnerDirs(
+            experiment_dir=str(self.exp_dir(experiment_id)),
+            source_cache=str(self.source_cache),
+            datastore_cache=str(self.datastore_cache),
+        )
+
     # ------------------------------------------------------------------ launch
-
-    def _prepare_workdir(self, spec: LaunchSpec, base: Path) -> Path:
-        work = base / "source"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        if spec.source_tarball is not None:
-            try:
-                with tarfile.open(spec.source_tarball, "r:*") as tar:
-                    safe_extract(tar, work)
-            except (OSError, tarfile.TarError, ValueError) as exc:
-                raise LaunchError(f"could not unpack the run's source: {exc}") from exc
-        cwd = work
-        if spec.relative_work_dir:
-            cwd = (work / spec.relative_work_dir).resolve()
-            if not cwd.is_relative_to(work.resolve()) or not cwd.is_dir():
-                raise LaunchError(f"relative working directory {spec.relative_work_dir!r} does not exist in the source")
-        return cwd
-
-    def _check_command(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
-        if not argv:
-            raise LaunchError("the command is empty")
-        prog = argv[0]
-        if "/" in prog:
-            target = (cwd / prog) if not os.path.isabs(prog) else Path(prog)
-            if not target.exists():
-                raise LaunchError(f"command not found: {prog!r} does not exist in the working directory")
-            if not os.access(target, os.X_OK):
-                raise LaunchError(f"command {prog!r} is not executable (chmod +x it, or run it with its interpreter)")
-        elif shutil.which(prog, path=env.get("PATH")) is None:
-            raise LaunchError(f"command not found: {prog!r} is not on PATH")
 
     def launch(self, spec: LaunchSpec) -> str:
         base = self.exp_dir(spec.experiment_id)
@@ -134,23 +116,9 @@ class LocalExecutor(Executor):
         (base / "scratch").mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self._exit_file(spec.experiment_id).unlink()
-        cwd = self._prepare_workdir(spec, base)
-        env = dict(spec.env)
-        env.setdefault("GRID_ARTIFACTS_DIR", str(base / "artifacts"))
-        env.setdefault("GRID_SCRATCH_DIR", str(base / "scratch"))
-        env["GRID_OPS_EXIT_FILE"] = str(self._exit_file(spec.experiment_id))
-        env["GRID_OPS_LOG_FILE"] = str(self.log_path(spec.experiment_id))
-        env.setdefault("GRID_METRICS_FILE", str(base / "metrics.jsonl"))
-        if spec.datastore_id:  # the runner fetches the version into this node's cache (runner/datastore.py)
-            env["GRID_DATASTORE_CACHE"] = str(self.datastore_cache)
-            env["GRID_DATASTORE_DIR"] = version_dir(str(self.datastore_cache), spec.datastore_id)
-        argv = with_interpreter(spec.argv, cwd)
-        try:
-            self._check_command(argv, cwd, env)
-        except LaunchError as exc:  # the log says it too, so `grid-ops logs` is never silent about it
-            with open(self.log_path(spec.experiment_id), "a") as log:
-                log.write(f"[grid-ops] the experiment could not start: {exc}\n")
-            raise
+        # The runner makes the experiment's copy of the source (reading the snapshot straight from the
+        # control plane's files when it may) and checks the command once it is there.
+        env = runner_env(spec, self.runner_dirs(spec.experiment_id), local_files=self.local_files)
         gpus: list[int] = []
         with self._lock:
             if spec.gpu:
@@ -159,7 +127,7 @@ class LocalExecutor(Executor):
                 gpus, self._free_gpus = self._free_gpus[: spec.gpu], self._free_gpus[spec.gpu :]
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
         try:
-            proc = self.spares.take(argv, env, cwd, self.log_path(spec.experiment_id))
+            proc = self.spares.take(list(spec.argv), env, base, self.log_path(spec.experiment_id))
         except LaunchError:
             self._release_gpus_list(gpus)
             raise

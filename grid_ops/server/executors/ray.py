@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grid_ops.runner.datastore import version_dir
 from grid_ops.server.config import Capacity, ClusterConfig
-from grid_ops.server.executors.base import Executor, ExitCallback, LaunchSpec, Outcome
+from grid_ops.server.executors.base import Executor, ExitCallback, LaunchSpec, Outcome, RunnerDirs, runner_env
 from grid_ops.server.executors.local import describe_exit
 from grid_ops.server.executors.ray_jobs import AlreadySubmitted, RayJobs, RayRefused, RayUnreachable, short
 from grid_ops.server.scheduler import experiment_base_env
@@ -131,30 +130,24 @@ class RayExecutor(Executor):
         return sid
 
     def _runner_env(self, spec: LaunchSpec, sid: str) -> dict[str, str]:
-        """The job's environment: the experiment's own variables (not the control plane's environment),
-        and where the runner keeps the experiment's files on the Ray node."""
-        env = {k: v for k, v in spec.env.items() if k.startswith("GRID_") or self._base_env.get(k) != v}
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        """The job's environment: the runner's (``runner_env``) without the control plane's own variables,
+        with the experiment's files in ``node_dir`` on the Ray node, and its log in the job's log."""
         node = f"{self.node_dir}/experiments/{sid}"
-        env.setdefault("GRID_ARTIFACTS_DIR", f"{node}/artifacts")
-        env.setdefault("GRID_SCRATCH_DIR", f"{node}/scratch")
-        env.setdefault("GRID_METRICS_FILE", f"{node}/metrics.jsonl")
+        dirs = RunnerDirs(node, f"{self.node_dir}/source-cache", f"{self.node_dir}/datastore-cache")
+        env = runner_env(spec, dirs, local_files=False)  # no shared file system: sources come over HTTP
+        env = {k: v for k, v in env.items() if k.startswith("GRID_") or self._base_env.get(k) != v}
+        env.setdefault("PYTHONUNBUFFERED", "1")
         env["GRID_OPS_NODE_EXPERIMENT_DIR"] = node  # removed by the runner when the experiment ends
         env["GRID_OPS_LOG_FILE"] = "/dev/stdout"  # the job's log, which Ray keeps
         env.pop("GRID_OPS_EXIT_FILE", None)  # Ray keeps the exit code
-        if spec.datastore_id:
-            env["GRID_DATASTORE_CACHE"] = f"{self.node_dir}/datastore-cache"
-            env["GRID_DATASTORE_DIR"] = version_dir(env["GRID_DATASTORE_CACHE"], spec.datastore_id)
-        if self.control_plane_url:
+        if self.control_plane_url and "GRID_RUNNER_URL" in env:
             env["GRID_RUNNER_URL"] = self.control_plane_url
         env["RAY_JOB_STOP_WAIT_TIME_S"] = self.stop_wait  # SIGTERM, then SIGKILL after the cancel grace
         return env
 
     def submission(self, spec: LaunchSpec, sid: str) -> dict[str, Any]:
         """The arguments of ``JobSubmissionClient.submit_job`` for this launch."""
-        argv = list(spec.argv)
-        if argv and argv[0].endswith(".py"):  # ``train.py --lr 1`` runs as ``python train.py --lr 1``
-            argv = ["python", *argv]
+        argv = list(spec.argv)  # the runner resolves it in the source (``train.py`` runs with python)
         instance_type = self.cluster.instance_type(spec.instance_type)
         resources = dict(instance_type.resources) if instance_type is not None else {}
         return {

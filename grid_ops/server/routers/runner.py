@@ -1,15 +1,18 @@
-"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner reports metric points,
-uploads artifacts and lists the files of the datastore version it mounts. Authenticated only by
+"""``/v1/runner/experiments/{experiment_id}``: where an experiment's runner downloads its run's source,
+sends heartbeats, reports metric points, uploads artifacts and lists the files of the datastore version
+it mounts. Authenticated only by
 ``X-Grid-Runner-Token``, the experiment's own token (``$GRID_RUNNER_TOKEN``), valid for that experiment
 alone.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 
 from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse, RunnerDatastore
 from grid_ops.server import datastore_mounts, metric_store
@@ -19,10 +22,12 @@ from grid_ops.server.datastores import runtime_of
 from grid_ops.server.db import utcnow
 from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
+from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import PageDep
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
+log = logging.getLogger("grid_ops.runner_api")
 
 
 async def runner_experiment(
@@ -79,3 +84,20 @@ def datastore_files(
     with state.sessions() as session:
         view = datastore_mounts.runner_view(session, runtime_of(request), experiment_id, base, page.offset, page.size)
     return wire_response(view)
+
+
+@router.get("/source", response_class=FileResponse)
+def source(experiment_id: ExperimentId, state: StateDep) -> FileResponse:
+    """The run's source snapshot (a gzip tar), for a runner that cannot read the control plane's files.
+    Each download is logged: a node's runners fetch a run's snapshot once and share it."""
+    with state.sessions() as session:
+        exp = session.get(ExperimentRow, experiment_id)
+        run = session.get(RunRow, exp.run_id) if exp is not None else None
+        if exp is None or run is None or run.deleted_at is not None:
+            raise ApiError(404, f"experiment {experiment_id!r} not found")
+        if run.source_state != "ready":
+            raise ApiError(404, f"run {run.name!r} has no uploaded source snapshot (source: {run.source_state})")
+        run_id, run_name = run.id, run.name
+    path = state.scheduler.source_path(run_id)
+    log.info("source snapshot of run %s (%s) sent to experiment %s", run_name, run_id, experiment_id)
+    return FileResponse(path, media_type="application/gzip", filename=f"{run_name}.tar.gz")
