@@ -16,6 +16,9 @@ import pytest
 
 from grid_ops import Datastore, Experiment, Run
 from grid_ops.client import set_client
+from grid_ops.server.config import Capacity, load_config
+from grid_ops.server.executors.base import LaunchSpec
+from grid_ops.server.executors.ray import RayExecutor
 from tests.core.controlplane import ControlPlane, start_control_plane
 from tests.core.datastore_helpers import point_sdk_at, unique
 from tests.core.rayhead import RayHead, start_ray_head
@@ -110,7 +113,7 @@ def test_a_sweep_of_the_example_over_a_datastore_runs_on_ray_with_metrics_artifa
     for e in exps:
         job = jobs[e.name]
         assert job["status"] == "SUCCEEDED" and job["submission_id"] == e.id
-        assert job["entrypoint_num_cpus"] == 1 and job["metadata"]["grid_run"] == run.name
+        assert job["metadata"]["grid_run"] == run.name and job["metadata"]["grid_instance_type"] == "cpu-1"
         assert "on 1125 images" in log_of(ray_cp, e.name)  # the datastore's 1,500 digits, not the bundled 1,797
     values = {e.name: e.metrics["val_accuracy"].last for e in exps}
     best = run.best_experiment("val_accuracy")
@@ -119,6 +122,35 @@ def test_a_sweep_of_the_example_over_a_datastore_runs_on_ray_with_metrics_artifa
     report = Experiment(best.name).download_artifacts(tmp_path / "got", pattern=r"report\.json$")
     assert json.loads(report[0].read_text())["val_accuracy"] == pytest.approx(values[best.name], abs=1e-4)
     set_client(None)
+
+
+def test_instance_types_map_to_the_ray_resources_of_each_job(ray_head: RayHead, tmp_path: Path) -> None:
+    cfg = tmp_path / "server.yml"
+    cfg.write_text(
+        ray_config(ray_head.address)
+        + "      - {name: gpu-a100, cpu: 8, gpu: 2, memory_mb: 65536, hourly_cost: 9.8, resources: {a100: 2}}\n"
+    )
+    cluster = load_config(cfg).clusters["ray"]
+    assert cluster.capacity_from_executor  # no capacity declared: the scheduler uses what Ray reports
+    executor = RayExecutor(lambda _outcome: None, cluster, tmp_path / "state", grace_seconds=7.5)
+    try:
+        spec = LaunchSpec(
+            experiment_id="EXP1", experiment_name="big-exp0", run_id="RUN1", run_name="big", user_id="u",
+            cluster_id="ray", instance_type="gpu-a100", argv=("train.py", "--lr", "0.1"),
+            env={"GRID_EXPERIMENT_ID": "EXP1", "MY_FLAG": "on"}, cpu=8, gpu=2, memory_mb=65536,
+        )  # fmt: skip
+        job = executor.submission(spec, "EXP1")
+        assert job["entrypoint"] == "exec python -m grid_ops.runner -- train.py --lr 0.1"
+        assert (job["entrypoint_num_cpus"], job["entrypoint_num_gpus"]) == (8, 2)
+        assert job["entrypoint_memory"] == 65536 * 1024 * 1024 and job["entrypoint_resources"] == {"a100": 2}
+        assert job["metadata"]["grid_run"] == "big" and job["metadata"]["grid_experiment"] == "big-exp0"
+        env = job["runtime_env"]["env_vars"]
+        assert env["MY_FLAG"] == "on" and env["RAY_JOB_STOP_WAIT_TIME_S"] == "8"
+        assert "PATH" not in env and "HOME" not in env  # the control plane's own environment stays home
+        wait_for("Ray's resources", lambda: executor.capacity() != Capacity(cpu=0.0, gpu=0, memory_mb=0))
+        assert executor.capacity().cpu == 2  # type: ignore[union-attr]
+    finally:
+        executor.shutdown(0)
 
 
 def test_cancelling_a_running_sweep_stops_every_ray_job_and_every_experiment_ends_cancelled(
