@@ -39,8 +39,22 @@ from grid_ops.cli.errors import CommandFailed
     show_default=True,
     help="Log level of the HTTP server.",
 )
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Fail a running experiment whose runner sends no heartbeat for this long (default: the config's "
+    "heartbeat_timeout_seconds, else 60; 0: never).",
+)
 def server(
-    host: str, port: int, db_url: str | None, config_path: Path | None, state_dir: Path | None, log_level: str
+    host: str,
+    port: int,
+    db_url: str | None,
+    config_path: Path | None,
+    state_dir: Path | None,
+    log_level: str,
+    heartbeat_timeout: float | None,
 ) -> None:
     """Run a control plane in the foreground until Ctrl-C or SIGTERM."""
     from grid_ops.server.config import ConfigError, load_config
@@ -59,6 +73,7 @@ def server(
             config_path=str(config_path) if config_path else None,
             state_dir=state_dir,
             log_level=log_level,
+            heartbeat_timeout=heartbeat_timeout,
         )
     except SystemExit as exc:  # serve() exits with "error: ..." when, e.g., the database is unreachable
         if isinstance(exc.code, str):

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 try:
-    from grid_ops.runner import fetch, node_cache, tarsafe
+    from grid_ops.runner import node_cache, tarsafe
 except ImportError:  # loaded by path in the supervisor, without the package (see supervise.load_module_file)
-    import fetch  # type: ignore[no-redef]
     import node_cache  # type: ignore[no-redef]
     import tarsafe  # type: ignore[no-redef]
 
@@ -81,6 +80,11 @@ def _snapshot_archive(env: dict[str, str]) -> str:
 
 def _download(env: dict[str, str], dest: str) -> None:
     """GET the run's snapshot into ``dest`` and check that it unpacks safely before it is cached."""
+    try:  # here, not at the top: runners that read the control plane's own file never load urllib
+        from grid_ops.runner import fetch
+    except ImportError:
+        import fetch  # type: ignore[no-redef]
+
     url, token = fetch.experiment_endpoint(env, "source")
 
     def save(answer: object) -> None:
@@ -111,14 +115,17 @@ def _unpack(archive: str, work: str) -> None:
 
 
 def git_env() -> dict[str, str]:
-    """git never waits for a password or a host-key answer nobody will type."""
+    """git never waits for a password or a host-key answer nobody will type, and speaks only the usual
+    transports (no ``ext::`` commands)."""
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_ALLOW_PROTOCOL"] = "file:git:http:https:ssh"
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     return env
 
 
-def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+def run_git(args: list[str], seconds: float = _GIT_SECONDS, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``git ARGS``, its output captured; SourceError when git is missing or takes longer than ``seconds``."""
     try:
         return subprocess.run(
             ["git", *args],
@@ -127,16 +134,17 @@ def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=_GIT_SECONDS,
+            timeout=seconds,
             check=False,
         )
     except FileNotFoundError:
-        raise SourceError("git is not installed on this node; it is needed to run a git source") from None
+        raise SourceError("git is not installed on this machine") from None
     except subprocess.TimeoutExpired:
-        raise SourceError(f"git {args[0]} took longer than {_GIT_SECONDS:g} s") from None
+        raise SourceError(f"git {args[0]} took longer than {seconds:g} s") from None
 
 
-def _tail(result: subprocess.CompletedProcess[str]) -> str:
+def tail(result: subprocess.CompletedProcess[str]) -> str:
+    """The last lines git wrote, on one line, for a message."""
     return " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
 
 
@@ -144,18 +152,18 @@ def _clone(url: str, commit: str, folder: str) -> bool:
     """``folder`` becomes a checkout of ``commit``: only that commit when the server hands it out by id,
     else everything the repository has."""
     for args in (["init", "-q"], ["config", "advice.detachedHead", "false"]):
-        result = _git(args, folder)
+        result = run_git(args, cwd=folder)
         if result.returncode != 0:
-            raise SourceError(f"git {args[0]} failed: {_tail(result)}")
-    shallow = _git(["fetch", "-q", "--depth", "1", "--no-tags", url, commit], folder)
+            raise SourceError(f"git {args[0]} failed: {tail(result)}")
+    shallow = run_git(["fetch", "-q", "--depth", "1", "--no-tags", url, commit], cwd=folder)
     if shallow.returncode != 0:
         everything = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
-        full = _git(["fetch", "-q", "--no-tags", url, *everything], folder)
+        full = run_git(["fetch", "-q", "--no-tags", url, *everything], cwd=folder)
         if full.returncode != 0:
-            raise SourceError(f"git could not fetch {url}: {_tail(full)}")
-    result = _git(["checkout", "-q", "--detach", commit], folder)
+            raise SourceError(f"git could not fetch {url}: {tail(full)}")
+    result = run_git(["checkout", "-q", "--detach", commit], cwd=folder)
     if result.returncode != 0:
-        raise SourceError(f"commit {commit} is no longer in {url}: {_tail(result)}")
+        raise SourceError(f"commit {commit} is no longer in {url}: {tail(result)}")
     return True
 
 

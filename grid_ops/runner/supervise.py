@@ -209,8 +209,16 @@ class Supervisor:
 
     def _source(self) -> int:
         """Make the experiment's copy of the source and go into it; 0, or 1 with ``self.reason`` set."""
-        if not self.env.get("GRID_WORK_DIR"):
+        work = self.env.get("GRID_WORK_DIR")
+        if not work:
             return 0
+        if not self.env.get("GRID_SOURCE") and not self.env.get("GRID_RELATIVE_WORK_DIR"):
+            try:  # no source: an empty folder, without loading what copying a source needs
+                os.mkdir(work)
+                os.chdir(work)
+                return 0
+            except OSError:
+                pass  # a folder left by an earlier attempt: checkout.py replaces it
         try:
             os.chdir(load_module_file("runner/checkout.py").prepare(self.env, self.note))
         except Exception as exc:

@@ -18,11 +18,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--embedded", action="store_true", help="run as the embedded local control plane")
     parser.add_argument("--home", type=Path, default=None, help="GRID_OPS_HOME for --embedded")
+    parser.add_argument(
+        "--heartbeat-timeout", type=float, default=None, help="seconds without a heartbeat before an experiment fails"
+    )
     args = parser.parse_args(argv)
     home = None
     if args.embedded:
         home = args.home or Path(os.environ.get("GRID_OPS_HOME", Path.home() / ".grid_ops"))
-    serve(args.host, args.port, args.db, args.config, args.state_dir, home)
+    serve(args.host, args.port, args.db, args.config, args.state_dir, home, heartbeat_timeout=args.heartbeat_timeout)
 
 
 if __name__ == "__main__":

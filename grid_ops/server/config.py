@@ -105,6 +105,18 @@ class ServerConfig:
     max_experiments_per_run: int = 10_000
     cancel_grace_seconds: float = 10.0
     max_source_bytes: int = 512 * 1024 * 1024
+    heartbeat_timeout_seconds: float = 60.0
+    """A running experiment whose runner sends no heartbeat for this long fails as lost (0: never)."""
+    heartbeat_interval_seconds: float = 0.0
+    """How often runners send heartbeats (0: a quarter of the timeout, at most 5 s)."""
+    heartbeat_grace_seconds: float = 30.0
+    """After a restart, how much longer than the timeout runners have to send their first heartbeat."""
+
+    def heartbeat_seconds(self) -> float:
+        """The interval runners send heartbeats at (0 when heartbeats are off)."""
+        if self.heartbeat_timeout_seconds <= 0:
+            return 0.0
+        return self.heartbeat_interval_seconds or min(5.0, self.heartbeat_timeout_seconds / 4)
 
 
 def machine_capacity() -> Capacity:
@@ -176,6 +188,9 @@ _TOP_KEYS = {
     "max_experiments_per_run",
     "cancel_grace_seconds",
     "max_source_bytes",
+    "heartbeat_timeout_seconds",
+    "heartbeat_interval_seconds",
+    "heartbeat_grace_seconds",
 }
 _CLUSTER_KEYS = {
     "id",
@@ -349,10 +364,25 @@ def load_config(path: str | Path | None) -> ServerConfig:
     default = d.get("default_cluster", next(iter(clusters)))
     if default not in clusters:
         raise ConfigError(f"{p}: default_cluster {default!r} is not one of {', '.join(clusters)}")
-    return ServerConfig(
+    config = ServerConfig(
         clusters=clusters,
         default_cluster=default,
         max_experiments_per_run=_number("max_experiments_per_run", d.get("max_experiments_per_run", 10_000), int),
         cancel_grace_seconds=_number("cancel_grace_seconds", d.get("cancel_grace_seconds", 10.0)),
         max_source_bytes=_number("max_source_bytes", d.get("max_source_bytes", 512 * 1024 * 1024), int),
+        heartbeat_timeout_seconds=_number("heartbeat_timeout_seconds", d.get("heartbeat_timeout_seconds", 60.0)),
+        heartbeat_interval_seconds=_number("heartbeat_interval_seconds", d.get("heartbeat_interval_seconds", 0.0)),
+        heartbeat_grace_seconds=_number("heartbeat_grace_seconds", d.get("heartbeat_grace_seconds", 30.0)),
     )
+    check_heartbeats(config)
+    return config
+
+
+def check_heartbeats(config: ServerConfig) -> None:
+    """Runners must be able to send several heartbeats within the timeout."""
+    timeout, interval = config.heartbeat_timeout_seconds, config.heartbeat_interval_seconds
+    if timeout > 0 and interval and interval * 2 > timeout:
+        raise ConfigError(
+            f"heartbeat_interval_seconds ({interval:g}) must be at most half of heartbeat_timeout_seconds "
+            f"({timeout:g}), so that one late heartbeat does not fail an experiment"
+        )

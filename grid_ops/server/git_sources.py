@@ -17,8 +17,8 @@ import subprocess
 from dataclasses import dataclass
 
 from grid_ops import git_url
-from grid_ops.runner.checkout import git_env
-from grid_ops.server.errors import ApiError, bad_request
+from grid_ops.runner.checkout import SourceError, run_git, tail
+from grid_ops.server.errors import bad_request
 
 RESOLVE_SECONDS = 30.0
 _REMOTE_SCHEMES = ("https", "http", "ssh", "git")
@@ -70,23 +70,9 @@ def resolve(source: str, relative_work_dir: str | None = None, seconds: float = 
 
 def _git(args: list[str], what: str, seconds: float) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(
-            ["git", *args],
-            env={**git_env(), "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=seconds,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise ApiError(500, "git is not installed on the control plane; it is needed to check git sources") from None
-    except subprocess.TimeoutExpired:
-        raise bad_request(f"{what} did not answer within {seconds:g} s; check the URL and the network") from None
-
-
-def _tail(result: subprocess.CompletedProcess[str]) -> str:
-    return " ".join(result.stderr.strip().splitlines()[-3:])
+        return run_git(args, seconds)
+    except SourceError as exc:
+        raise bad_request(f"spec.sourceCode {what!r}: {exc}; check the URL and the network") from None
 
 
 def _resolve_local(url: str, path: str, ref: str | None, relative_work_dir: str | None, seconds: float) -> GitSource:
@@ -99,7 +85,7 @@ def _resolve_local(url: str, path: str, ref: str | None, relative_work_dir: str 
         raise bad_request(f"spec.sourceCode {url!r}: {path} does not exist")
     top = _git(["-C", path, "rev-parse", "--show-toplevel", "--git-dir"], url, seconds)
     if top.returncode != 0:
-        raise bad_request(f"spec.sourceCode {url!r}: {path} is not a git repository ({_tail(top)})")
+        raise bad_request(f"spec.sourceCode {url!r}: {path} is not a git repository ({tail(top)})")
     lines = top.stdout.splitlines()
     root = lines[0] if len(lines) == 2 else None  # a bare repository has no top level
     if root is not None and os.path.realpath(root) != os.path.realpath(path):
@@ -127,7 +113,7 @@ def _resolve_remote(url: str, ref: str | None, seconds: float) -> str:
         return ref  # a commit by id: nothing to resolve (the runner fetches it, or fails naming it)
     listed = _git(["ls-remote", url], url, seconds)
     if listed.returncode != 0:
-        raise bad_request(f"spec.sourceCode {url!r} is not a git repository that can be read: {_tail(listed)}")
+        raise bad_request(f"spec.sourceCode {url!r} is not a git repository that can be read: {tail(listed)}")
     refs: dict[str, str] = {}
     for line in listed.stdout.splitlines():
         sha, _, name = line.partition("\t")

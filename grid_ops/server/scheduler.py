@@ -145,6 +145,9 @@ class Scheduler:
         # where experiments (and runners) reach this control plane, and their per-experiment token
         self.public_url: str | None = None
         self.runner_token: Callable[[str], str] | None = None
+        # experiment id -> when (time.monotonic) it counts as lost unless its runner sends a heartbeat
+        self._heartbeat_deadlines: dict[str, float] = {}
+        self._heartbeat_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,6 +204,7 @@ class Scheduler:
 
     def tick(self) -> None:
         self._drain_outcomes()
+        self._end_silent()
         now = time.monotonic()
         if self._cancel_pending or now - self._last_cancel_sweep > _CANCEL_SWEEP_SECONDS:
             self._cancel_pending = False
@@ -229,7 +233,53 @@ class Scheduler:
             if executor is None:
                 self.report(Outcome(exp_id, None, f"cluster {cluster_id!r} is no longer configured"))
                 continue
+            # runners could not reach a control plane that was down: give them a grace period to report back
+            self._watch(exp_id, self.config.heartbeat_grace_seconds)
             executor.adopt(exp_id, handle)
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def _heartbeats_on(self) -> bool:
+        return self.config.heartbeat_seconds() > 0 and self.public_url is not None and self.runner_token is not None
+
+    def _watch(self, experiment_id: str, extra_seconds: float = 0.0) -> None:
+        """Expect heartbeats from the experiment's runner from now on."""
+        if self._heartbeats_on():
+            deadline = time.monotonic() + self.config.heartbeat_timeout_seconds + extra_seconds
+            with self._heartbeat_lock:
+                self._heartbeat_deadlines[experiment_id] = deadline
+
+    def heartbeat(self, experiment_id: str) -> bool:
+        """A heartbeat of the experiment's runner arrived (any thread); False if it is not being watched."""
+        with self._heartbeat_lock:
+            if experiment_id not in self._heartbeat_deadlines:
+                return False
+            self._heartbeat_deadlines[experiment_id] = time.monotonic() + self.config.heartbeat_timeout_seconds
+            return True
+
+    def _end_silent(self) -> None:
+        """Fail the experiments whose runner has gone silent, and ask their executors to stop them."""
+        now = time.monotonic()
+        with self._heartbeat_lock:
+            silent = [exp_id for exp_id, deadline in self._heartbeat_deadlines.items() if deadline < now]
+            for exp_id in silent:
+                del self._heartbeat_deadlines[exp_id]
+        if not silent:
+            return
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ExperimentRow.id, ExperimentRow.cluster_id, ExperimentRow.handle).where(
+                    ExperimentRow.id.in_(silent), ExperimentRow.phase.in_(list(ACTIVE))
+                )
+            ).all()
+        timeout = self.config.heartbeat_timeout_seconds
+        for exp_id, cluster_id, handle in rows:
+            log.warning("experiment %s: no heartbeat for %g s; stopping it", exp_id, timeout)
+            self.report(Outcome(exp_id, None, f"lost heartbeat: its runner went silent for more than {timeout:g} s"))
+            executor = self.executors.get(cluster_id)
+            if executor is not None:
+                executor.cancel(exp_id, handle, self.config.cancel_grace_seconds)
+        self._drain_outcomes()
 
     def _resume_paused(self) -> None:
         """Experiments paused by a graceful shutdown go back in the queue, keeping their folders."""
@@ -263,6 +313,9 @@ class Scheduler:
         if not outcomes:
             return
         now = utcnow()
+        with self._heartbeat_lock:
+            for o in outcomes:
+                self._heartbeat_deadlines.pop(o.experiment_id, None)
         with self.sessions.begin() as session:
             touched: set[str] = set()
             for o in outcomes:
@@ -409,6 +462,7 @@ class Scheduler:
             refresh_runs(session, {run.id for _, run in claimed})
         handles: dict[str, str] = {}
         for exp, run in claimed:
+            self._watch(exp.id)
             try:
                 handles[exp.id] = executor.launch(self._launch_spec(exp, run))
             except LaunchError as exc:
@@ -471,6 +525,7 @@ class Scheduler:
             previous_handle=exp.handle,
             runner_url=self.public_url,
             runner_token=self.runner_token(exp.id) if self.runner_token is not None else None,
+            heartbeat_seconds=self.config.heartbeat_seconds(),
         )
 
     def _source_of(self, run: RunRow) -> SourceSpec | None:

@@ -7,6 +7,7 @@ user's key in ``local.json`` and, while it runs, its URL and pid in ``local-serv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import uvicorn
 
 from grid_ops.server.app import create_app
-from grid_ops.server.config import ConfigError, load_config
+from grid_ops.server.config import ConfigError, check_heartbeats, load_config
 from grid_ops.server.db import DatabaseUnavailable
 from grid_ops.server.state import AppState
 from grid_ops.server.users import ensure_user_key
@@ -100,11 +101,16 @@ def serve(
     state_dir: Path | None = None,
     embedded_home: Path | None = None,
     log_level: str = "warning",
+    heartbeat_timeout: float | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; then stop the scheduler and settle running experiments."""
+    """Serve until SIGINT/SIGTERM; then stop the scheduler and settle running experiments.
+    ``heartbeat_timeout`` overrides the config's ``heartbeat_timeout_seconds``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path)
+        if heartbeat_timeout is not None:
+            config = dataclasses.replace(config, heartbeat_timeout_seconds=heartbeat_timeout)
+            check_heartbeats(config)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from exc
     if embedded_home is not None:

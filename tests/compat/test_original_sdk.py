@@ -7,8 +7,10 @@ checked, and so is what our API holds afterwards, through plain ``requests`` cal
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,6 +116,26 @@ def test_run_start_localdir_sweep_uploads_source_and_both_experiments_succeed(
         assert exp["spec"]["command"] == ["python", "train.py", "--x", x]
         # train.py came from the SDK's upload of the project directory
         assert f"training with x={x}" in cp.log(exp["name"])
+
+
+def test_run_with_a_git_url_runs_the_repository_at_the_commit_its_ref_names(
+    cp: ControlPlane, sdk: SdkRunner, tmp_path: Path
+) -> None:
+    # the SDK sends `sourceCode` = the url and no localDir, as it does for GitHub URLs with #ref=<sha>
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "hello.py").write_text("print('from git')\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # fmt: skip
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    started = sdk("start-git", "compat-git", "python hello.py", "cpu-1", f"file://{repo}#ref=main")
+    assert started.result["name"] == "compat-git", started
+    run = wait_run_done(cp, "compat-git")
+    assert run["status"]["phase"] == "RUN_STATE_SUCCEEDED", run
+    assert run["spec"]["sourceCommit"] == head.stdout.strip()
+    assert cp.log("compat-git-exp0").endswith("from git\n")
 
 
 def test_sdk_default_instance_type_t2_medium_gets_clear_400_and_nothing_is_stored(

@@ -13,25 +13,20 @@ import pytest
 from grid_ops import Run
 from grid_ops.client import set_client
 from grid_ops.errors import GridError
-from tests.core.controlplane import ControlPlane, start_control_plane
+from tests.core.controlplane import TEST_CONFIG, ControlPlane, start_control_plane
 
-# "remote": a local cluster whose runners download sources over HTTP into the node cache, as runners
-# on machines without the control plane's files do.
-CONFIG = """
-cancel_grace_seconds: 2
-clusters:
-  - id: local
-    executor: local
-    capacity: {cpu: 2, gpu: 0, memory_mb: 8192}
-    instance_types:
-      - {name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.1}
-  - id: remote
+# TEST_CONFIG's clusters plus "remote": a local cluster whose runners download sources over HTTP into
+# the node cache, as runners on machines without the control plane's files do.
+CONFIG = (
+    TEST_CONFIG
+    + """  - id: remote
     executor: local
     options: {source_transfer: http}
     capacity: {cpu: 4, gpu: 0, memory_mb: 8192}
     instance_types:
       - {name: cpu-1, cpu: 1, gpu: 0, memory_mb: 1024, hourly_cost: 0.1}
 """
+)
 
 POLL = 0.2
 

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 
 from grid_ops.schemas import ArtifactUploadResponse, ReportMetricsRequest, ReportMetricsResponse, RunnerDatastore
 from grid_ops.server import datastore_mounts, metric_store
@@ -24,6 +25,7 @@ from grid_ops.server.errors import ApiError
 from grid_ops.server.keyed_locks import lock_for
 from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import PageDep
+from grid_ops.server.phases import ACTIVE
 from grid_ops.server.state import StateDep, wire_response
 
 router = APIRouter(prefix="/v1/runner/experiments/{experiment_id}", tags=["runner"])
@@ -84,6 +86,22 @@ def datastore_files(
     with state.sessions() as session:
         view = datastore_mounts.runner_view(session, runtime_of(request), experiment_id, base, page.offset, page.size)
     return wire_response(view)
+
+
+@router.post("/heartbeat")
+async def heartbeat(experiment_id: ExperimentId, state: StateDep) -> Response:
+    """The runner is alive. 409 when the experiment is no longer running (it ended, was stopped, or was
+    judged lost): the runner then stops its command itself."""
+    if state.scheduler.heartbeat(experiment_id):
+        return Response(status_code=204)
+    with state.sessions() as session:
+        phase = session.scalar(select(ExperimentRow.phase).where(ExperimentRow.id == experiment_id))
+    if phase is None:
+        raise ApiError(404, f"experiment {experiment_id!r} not found")
+    if phase not in ACTIVE:
+        now = phase.removeprefix("EXPERIMENT_STATE_").lower()
+        raise ApiError(409, f"experiment {experiment_id!r} is no longer running (it is {now}); stop its command")
+    return Response(status_code=204)  # running, but heartbeats are not watched (off in the server's config)
 
 
 @router.get("/source", response_class=FileResponse)

@@ -71,6 +71,11 @@ def main(argv: list[str]) -> Any:
         run = Run(name=name, run_command=command, localdir=True, resources=resources)
         run.start()
         return run_info(run)
+    if op == "start-git":
+        name, command, instance_type, url = args
+        run = Run(name=name, run_command=command, url=url, resources=Resources(instance_type=instance_type))
+        run.start()
+        return run_info(run)
     if op == "run":
         run = Run(args[0])
         info = run_info(run)
