@@ -89,6 +89,19 @@ def log_of(cp: ControlPlane, experiment: str) -> str:
     return str(cp.ok("GET", f"/v1/core/ray/experiments/{experiment}/logs")["data"])
 
 
+def test_the_ray_head_listens_on_loopback_only(ray_head: RayHead) -> None:
+    import psutil  # a dependency of Ray
+
+    head = psutil.Process(ray_head.proc.pid)
+    addresses = {
+        conn.laddr.ip
+        for proc in [head, *head.children(recursive=True)]
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    }
+    assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1"}, addresses
+
+
 def test_a_sweep_of_the_example_over_a_datastore_runs_on_ray_with_metrics_artifacts_and_best(
     ray_cp: ControlPlane, ray_head: RayHead, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
