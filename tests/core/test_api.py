@@ -360,10 +360,10 @@ BAD_REQUESTS = [
     ("wrong json type", {"runControllerCommand": ["not", "a", "string"]}, 400, "runControllerCommand"),
     ("empty command", {"runControllerCommand": "  "}, 400, "runControllerCommand is empty"),
     (
-        "git source",
+        "unreadable git source",
         {"runControllerCommand": "t", "sourceCode": "https://example.invalid/r.git"},
         400,
-        "upload the source instead",
+        "'https://example.invalid/r.git' is not a git repository that can be read",
     ),
 ]
 
