@@ -19,23 +19,10 @@ from common import median, wait_done
 from ray.job_submission import JobSubmissionClient
 
 from tests.core.controlplane import ControlPlane, start_control_plane
-from tests.core.rayhead import start_ray_head
+from tests.core.rayhead import ray_config, start_ray_head
 
 SLOTS = 2
 POLL = 0.2  # both sides read job status this often
-
-
-def config(address: str) -> str:
-    return f"""
-cancel_grace_seconds: 2
-clusters:
-  - id: ray
-    executor: ray
-    address: {address}
-    options: {{poll_seconds: {POLL}}}
-    instance_types:
-      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 256, hourly_cost: 0.1}}
-"""
 
 
 def ours(cp: ControlPlane, name: str, n: int, command: str) -> float:
@@ -75,7 +62,7 @@ def main() -> None:
     command = shlex.join(["python", "-c", "import sys; print('step', sys.argv[1])"])
     folder = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     head = start_ray_head(folder / "ray")
-    cp = start_control_plane(folder / "home", config(head.address))
+    cp = start_control_plane(folder / "home", ray_config(head.address, POLL))
     try:
         results: dict[str, list[float]] = {"ours": [], "direct": []}
         for c in range(max(1, args.n // args.chunk)):

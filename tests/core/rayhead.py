@@ -43,6 +43,20 @@ class RayHead:
                 self.proc.wait()
 
 
+def ray_config(address: str, poll_seconds: float = 0.2) -> str:
+    """A server config with one Ray cluster at ``address`` whose capacity is what Ray reports."""
+    return f"""
+cancel_grace_seconds: 2
+clusters:
+  - id: ray
+    executor: ray
+    address: {address}
+    options: {{poll_seconds: {poll_seconds}}}
+    instance_types:
+      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 256, hourly_cost: 0.5, spot_hourly_cost: 0.2}}
+"""
+
+
 def ray_env() -> dict[str, str]:
     """The environment Ray processes start with: every port on 127.0.0.1, no usage reports, this Python's
     tools first on PATH (so jobs run ``python`` with grid-ops installed, as workers must have it)."""

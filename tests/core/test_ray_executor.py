@@ -21,25 +21,11 @@ from grid_ops.server.executors.base import LaunchSpec
 from grid_ops.server.executors.ray import RayExecutor
 from tests.core.controlplane import ControlPlane, start_control_plane
 from tests.core.datastore_helpers import point_sdk_at, unique
-from tests.core.rayhead import RayHead, start_ray_head
+from tests.core.rayhead import RayHead, ray_config, start_ray_head
 from tests.core.s3server import free_port
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def ray_config(address: str) -> str:
-    """A server config with one Ray cluster at ``address`` whose capacity is what Ray reports."""
-    return f"""
-cancel_grace_seconds: 2
-clusters:
-  - id: ray
-    executor: ray
-    address: {address}
-    options: {{poll_seconds: 0.2}}
-    instance_types:
-      - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 256, hourly_cost: 0.5, spot_hourly_cost: 0.2}}
-"""
 
 
 @pytest.fixture(scope="session")
