@@ -16,7 +16,7 @@ import pytest
 
 from grid_ops import Datastore, Experiment, Run
 from grid_ops.client import set_client
-from grid_ops.server.config import Capacity, load_config
+from grid_ops.server.config import Capacity, ConfigError, load_config
 from grid_ops.server.executors.base import LaunchSpec
 from grid_ops.server.executors.ray import RayExecutor
 from tests.core.controlplane import ControlPlane, start_control_plane
@@ -73,6 +73,32 @@ def wait_for(what: str, check: Any, timeout: float = 90) -> Any:
 
 def log_of(cp: ControlPlane, experiment: str) -> str:
     return str(cp.ok("GET", f"/v1/core/ray/experiments/{experiment}/logs")["data"])
+
+
+@pytest.mark.parametrize(
+    ("cluster", "needle"),
+    [
+        ("{id: r, executor: ray, instance_types: [{name: a}]}", "address must be the URL of the Ray cluster's"),
+        ("{id: r, executor: ray, address: '127.0.0.1:8265', instance_types: [{name: a}]}", "e.g. http://127.0.0.1:8265"),
+        ("{id: r, executor: ray, address: 'http://h:8265'}", "instance_types is required for executor 'ray'"),
+        (
+            "{id: r, executor: ray, address: 'http://h:8265', options: {pyhton: p}, instance_types: [{name: a}]}",
+            "unknown key(s) pyhton",
+        ),
+        (
+            "{id: r, executor: ray, address: 'http://h:8265', options: {poll_seconds: 0}, instance_types: [{name: a}]}",
+            "poll_seconds must be above 0",
+        ),
+    ],
+)
+def test_a_ray_cluster_config_without_a_dashboard_url_or_with_unknown_options_is_refused_clearly(
+    cluster: str, needle: str, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "server.yml"
+    cfg.write_text(f"clusters:\n  - {cluster}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(cfg)
+    assert needle in str(refused.value)
 
 
 def test_the_ray_head_listens_on_loopback_only(ray_head: RayHead) -> None:
