@@ -33,12 +33,12 @@ def plane(cpus: int) -> ControlPlane:
     return start_control_plane(home, bench_config(cpus))
 
 
-def wait_done(cp: ControlPlane, name: str, poll: float = 0.25, timeout: float = 600) -> float:
+def wait_done(cp: ControlPlane, name: str, poll: float = 0.25, timeout: float = 600, cluster: str = "local") -> float:
     """Poll (as a pipeline would) until the run is terminal; return the wall-clock time (epoch
     seconds) the server recorded it finishing, so the polling interval does not count."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = cp.ok("GET", f"/v1/core/local/runs/{name}")["status"]
+        status = cp.ok("GET", f"/v1/core/{cluster}/runs/{name}")["status"]
         phase = status["phase"]
         if phase in ("RUN_STATE_SUCCEEDED", "RUN_STATE_FAILED", "RUN_STATE_CANCELED"):
             if phase != "RUN_STATE_SUCCEEDED":

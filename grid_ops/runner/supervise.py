@@ -170,6 +170,9 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             # The whole group gets the signal: let the command decide how to stop, and wait for it.
             signal.signal(sig, self._on_stop)
+        for folder in ("GRID_ARTIFACTS_DIR", "GRID_SCRATCH_DIR"):  # made here on a node the executor cannot reach
+            if self.env.get(folder):
+                os.makedirs(self.env[folder], exist_ok=True)
         self._start_heartbeat()
         code = self._source()
         if code == 0:
@@ -493,4 +496,11 @@ def main(argv: list[str]) -> None:
         with open(tmp, "w") as f:
             f.write(f"{code}\n{supervisor.reason or ''}\n")
         os.replace(tmp, exit_file)
+    elif supervisor.reason:  # no exit file (a Ray job): the executor reads why from the log's end
+        supervisor.note(f"experiment ended: {supervisor.reason}")
+    node_dir = env.get("GRID_OPS_NODE_EXPERIMENT_DIR")
+    if node_dir:  # the experiment's folder on a node of a remote cluster: its artifacts are uploaded by now
+        import shutil
+
+        shutil.rmtree(node_dir, ignore_errors=True)
     exit_like(code)

@@ -48,6 +48,12 @@ def build_executors(config: ServerConfig, state_dir: Path, scheduler: Scheduler)
                 local_files=cluster.options.get("source_transfer", "local") != "http",
                 datastore_cache_max_bytes=config.datastores.node_cache_max_bytes,
             )
+        elif cluster.executor == "ray":
+            from grid_ops.server.executors.ray import RayExecutor  # imports Ray's job client: only when used
+
+            out[cluster.id] = RayExecutor(
+                scheduler.report, cluster, state_dir / "clusters" / cluster.id, config.cancel_grace_seconds
+            )
     return out
 
 

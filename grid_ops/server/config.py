@@ -21,6 +21,12 @@ from grid_ops.server.datastore_config import DatastoreSettings, parse_datastore_
 DEFAULT_CPU_HOURLY_COST = 0.04
 DEFAULT_SPOT_FACTOR = 0.3
 EXECUTORS = ("local", "ray")
+RAY_OPTIONS = {
+    "python": "the Python on the Ray workers that has grid-ops installed (default: python)",
+    "node_dir": "the folder on each Ray node for experiments and the datastore cache (default: /tmp/grid-ops)",
+    "control_plane_url": "where Ray workers reach this control plane (default: the URL it listens on)",
+    "poll_seconds": "how often the status of running Ray jobs is read (default: 0.25)",
+}
 
 
 class ConfigError(ValueError):
@@ -83,6 +89,9 @@ class ClusterConfig:
     address: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    capacity_from_executor: bool = False
+    """The scheduler uses what the executor reports the cluster offers (a Ray cluster's resources), not
+    ``capacity``: the config declared none."""
 
     def instance_type(self, name: str) -> InstanceTypeConfig | None:
         """The instance type called ``name``, or None."""
@@ -264,6 +273,28 @@ def _storage(where: str, data: Any) -> StorageConfig:
     )
 
 
+# A Ray cluster without a declared capacity: the scheduler uses the resources the cluster reports, and
+# requests are checked against those when they run, not against this bound when a run is created.
+UNBOUNDED = Capacity(cpu=1e9, gpu=10**9, memory_mb=10**15)
+
+
+def _ray_settings(where: str, d: dict[str, Any]) -> dict[str, Any]:
+    """Check a ``ray`` cluster's ``address`` and ``options``; return the options."""
+    address = d.get("address")
+    if not isinstance(address, str) or not address.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where}.address must be the URL of the Ray cluster's dashboard (job API), "
+            f"e.g. http://127.0.0.1:8265, got {address!r}"
+        )
+    options = _check_keys(f"{where}.options", d.get("options") or {}, set(RAY_OPTIONS))
+    for key in ("python", "node_dir", "control_plane_url"):
+        if key in options and (not isinstance(options[key], str) or not options[key]):
+            raise ConfigError(f"{where}.options.{key} must be a non-empty string: {RAY_OPTIONS[key]}")
+    if "poll_seconds" in options and _number(f"{where}.options.poll_seconds", options["poll_seconds"]) <= 0:
+        raise ConfigError(f"{where}.options.poll_seconds must be above 0")
+    return dict(options)
+
+
 def _cluster(where: str, data: Any) -> ClusterConfig:
     d = _check_keys(where, data, _CLUSTER_KEYS)
     cid = d.get("id")
@@ -272,13 +303,15 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
     executor = d.get("executor", "local")
     if executor not in EXECUTORS:
         raise ConfigError(f"{where}.executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    machine = machine_capacity()
+    reported = executor == "ray" and d.get("capacity") is None
+    machine = UNBOUNDED if executor == "ray" else machine_capacity()
     cap_data = _check_keys(f"{where}.capacity", d.get("capacity") or {}, _CAP_KEYS)
     capacity = Capacity(
         cpu=_number(f"{where}.capacity.cpu", cap_data.get("cpu", machine.cpu)),
         gpu=_number(f"{where}.capacity.gpu", cap_data.get("gpu", machine.gpu), int),
         memory_mb=_number(f"{where}.capacity.memory_mb", cap_data.get("memory_mb", machine.memory_mb), int),
     )
+    options = _ray_settings(where, d) if executor == "ray" else dict(d.get("options") or {})
     if "instance_types" in d:
         if not isinstance(d["instance_types"], list) or not d["instance_types"]:
             raise ConfigError(f"{where}.instance_types must be a non-empty list")
@@ -307,6 +340,7 @@ def _cluster(where: str, data: Any) -> ClusterConfig:
         capacity=capacity,
         options=options,
         storage=_storage(f"{where}.storage", d.get("storage")),
+        capacity_from_executor=reported,
     )
 
 

@@ -140,6 +140,7 @@ class Scheduler:
         # which experiments are active, so it keeps the sums instead of asking the database each time.
         self._used: dict[str, list[float]] = {cid: [0.0, 0.0, 0.0] for cid in config.clusters}
         self._last_cancel_sweep = 0.0
+        self._waiting: dict[str, str] = {}  # per cluster: why its queued experiments wait, as shown on them
         self._base_env = experiment_base_env()
         # where experiments (and runners) reach this control plane, and their per-experiment token
         self.public_url: str | None = None
@@ -322,6 +323,10 @@ class Scheduler:
                 if exp is None or exp.phase not in ACTIVE:
                     continue
                 self._hold(exp.cluster_id, exp.cpu, exp.gpu, exp.memory_mb, -1)
+                if o.retry and exp.desired_state is None and not self._shutting_down:
+                    exp.phase, exp.message, exp.started_at, exp.updated_at = E.QUEUED.value, o.message, None, now
+                    add_event(session, exp, exp.message, now)
+                    continue
                 exp.exit_code = o.exit_code
                 exp.finished_at = now
                 exp.updated_at = now
@@ -368,11 +373,14 @@ class Scheduler:
             executor = self.executors.get(cluster_id)
             if executor is None:
                 continue
+            if self._note_waiting(cluster_id, executor.waiting_reason()):
+                continue
+            capacity = executor.capacity() or cluster.capacity
             used_cpu, used_gpu, used_mem = self._used.get(cluster_id, [0.0, 0.0, 0.0])
             with self.sessions() as session:
-                free_cpu = cluster.capacity.cpu - float(used_cpu)
-                free_gpu = cluster.capacity.gpu - int(used_gpu)
-                free_mem = cluster.capacity.memory_mb - int(used_mem)
+                free_cpu = capacity.cpu - float(used_cpu)
+                free_gpu = capacity.gpu - int(used_gpu)
+                free_mem = capacity.memory_mb - int(used_mem)
                 if free_cpu <= 0:
                     continue
                 candidates = session.execute(
@@ -411,6 +419,28 @@ class Scheduler:
             if chosen:
                 self._launch(executor, chosen)
 
+    def _note_waiting(self, cluster_id: str, reason: str | None) -> bool:
+        """Show why a cluster's queued experiments wait (its executor cannot launch now), and take the note
+        back once they can start; True while they wait."""
+        shown = self._waiting.get(cluster_id)
+        if reason is None and shown is None:
+            return False
+        waiting = (ExperimentRow.cluster_id == cluster_id, ExperimentRow.phase == E.QUEUED.value)
+        with self.sessions.begin() as session:
+            if reason is None:
+                back = update(ExperimentRow).where(*waiting, ExperimentRow.message == shown).values(message=None)
+                session.execute(back)
+                del self._waiting[cluster_id]
+                return False
+            self._waiting[cluster_id] = reason
+            stale = (ExperimentRow.message.is_(None)) | (ExperimentRow.message != reason)
+            if session.scalar(select(ExperimentRow.id).where(*waiting, stale).limit(1)) is not None:
+                now = utcnow()
+                for exp in session.scalars(select(ExperimentRow).where(*waiting, stale)):
+                    exp.message, exp.updated_at = reason, now
+                    add_event(session, exp, reason, now)
+        return True
+
     def _launch(self, executor: Executor, chosen: list[tuple[ExperimentRow, RunRow]]) -> None:
         now = utcnow()
         claimed: list[tuple[ExperimentRow, RunRow]] = []
@@ -423,7 +453,7 @@ class Scheduler:
                         ExperimentRow.phase == E.QUEUED.value,
                         ExperimentRow.desired_state.is_(None),
                     )
-                    .values(phase=E.RUNNING.value, started_at=now, updated_at=now)
+                    .values(phase=E.RUNNING.value, started_at=now, updated_at=now, message=None)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     self._hold(exp.cluster_id, exp.cpu, exp.gpu, exp.memory_mb, +1)
@@ -499,6 +529,7 @@ class Scheduler:
             source=self._source_of(run),
             relative_work_dir=run.spec.get("relativeWorkDir") or None,
             datastore_id=mount.get("id") or None,
+            previous_handle=exp.handle,
             runner_url=self.public_url,
             runner_token=self.runner_token(exp.id) if self.runner_token is not None else None,
             heartbeat_seconds=self.config.heartbeat_seconds(),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grid_ops.runner.datastore import version_dir
+from grid_ops.server.config import Capacity
 
 
 class LaunchError(Exception):
@@ -56,6 +57,8 @@ class LaunchSpec:
     relative_work_dir: str | None = None
     datastore_id: str | None = None
     """The datastore version the experiment mounts (the runner fetches it into the node's cache)."""
+    previous_handle: str | None = None
+    """The handle of the experiment's earlier launch, when it runs again (resumed, or requeued)."""
     runner_url: str | None = None
     """Where the runner reaches the control plane (None: it reports nothing and sends no heartbeats)."""
     runner_token: str | None = None
@@ -159,6 +162,8 @@ class Outcome:
     exit_code: int | None
     message: str
     not_started: bool = False
+    retry: bool = False
+    """It never started and goes back in the queue (its cluster could not be reached, say); ``message`` says why."""
 
 
 ExitCallback = Callable[[Outcome], None]
@@ -189,6 +194,15 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, grace_seconds: float) -> list[str]:
         """Stop every experiment still running; return their ids."""
+
+    def capacity(self) -> Capacity | None:
+        """What the cluster offers in all when the executor learns it from the cluster itself, else None (the
+        server config's capacity counts). Never blocks: executors that ask their cluster do so in the background."""
+        return None
+
+    def waiting_reason(self) -> str | None:
+        """Why nothing can be launched now (the cluster cannot be reached, say), shown on queued experiments."""
+        return None
 
     def drop_datastore(self, datastore_id: str) -> None:
         """Forget the copy of a deleted datastore version kept for experiments, if the executor keeps one."""

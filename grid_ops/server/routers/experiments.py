@@ -201,7 +201,7 @@ def _build_log_over(exp: ExperimentRow, logs: BuildLogs) -> bool:
 
 
 @router.get("/{exp_ref}/logs", response_model=LogChunk)
-async def experiment_logs(
+def experiment_logs(
     cluster_id: str,
     exp_ref: str,
     state: StateDep,
