@@ -260,3 +260,33 @@ def test_an_unreachable_ray_head_keeps_experiments_queued_with_a_message_until_i
         cp.stop()
         if head is not None:
             head.stop()
+
+
+def test_a_runs_dependency_environment_is_built_once_on_the_ray_node_and_its_experiments_run_in_it(
+    ray_cp: ControlPlane,
+) -> None:
+    from tests.core.sources import tar_gz
+    from tests.core.test_environments import BUILDER, SHOW, source
+
+    body = {
+        "name": "ray-env",
+        "localDir": True,
+        "spec": {
+            "runControllerCommand": SHOW.format(tag="ray") + ' --i "[1, 2]"',
+            "clusterId": "ray",
+            "image": {"dependencyFileInfo": {"path": "./requirements.txt"}},
+        },
+    }
+    answer = ray_cp.call("POST", "/v1/core/ray/runs", json=body)
+    assert answer.status_code == 200, answer.text
+    put = ray_cp.session.put(answer.json()["status"]["uploadUrl"], data=tar_gz(source("ray")), timeout=30)
+    assert put.status_code == 200, put.text
+    assert ray_cp.wait_run("ray-env", timeout=240, cluster="ray")["status"]["phase"] == "RUN_STATE_SUCCEEDED"
+    names = [e["name"] for e in ray_cp.experiments("ray-env", cluster="ray")]
+    build_logs = {
+        n: str(ray_cp.ok("GET", f"/v1/core/ray/experiments/{n}/logs", params={"build": "true"})["data"]) for n in names
+    }
+    # one build on the node (the runner there made it and sent its log back), used by both experiments
+    assert len([n for n, text in build_logs.items() if text.startswith(BUILDER)]) == 1, build_logs
+    for n in names:
+        assert "value 42 in-env True base-packages False" in log_of(ray_cp, n)
