@@ -197,19 +197,31 @@ def bench_s3(cp: ControlPlane, moto: S3Server, files: list[Path], src: Path, tot
 
 def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, rounds: int, work: Path) -> None:
     times: dict[str, list[float]] = {"ours": [], "copy": []}
-    for r in range(rounds):
+    loads = []
+
+    def copy(r: int, client: GridClient) -> None:
         dest = work / f"copy-{r}"
         times["copy"].append(plain_copy(files, src, dest))
         shutil.rmtree(dest)
-        client = fresh_client(cp, "local", f"local-{r}")
+
+    def upload(r: int, client: GridClient) -> None:
         seconds, stats = ours(client, work / f"home-local-{r}", "bench", src)
         assert stats.bytes_sent + stats.bytes_copied_on_host == total, stats
         times["ours"].append(seconds)
-        print(f"  round {r + 1}: copy {times['copy'][-1]:.2f} s, ours {seconds:.2f} s", flush=True)
+
+    for r in range(rounds):
+        client = fresh_client(cp, "local", f"local-{r}")
+        for side in (copy, upload) if r % 2 == 0 else (upload, copy):  # ABBA: neither side always goes first
+            side(r, client)
+        loads.append(os.getloadavg()[0])
+        print(f"  round {r + 1}: copy {times['copy'][-1]:.2f} s, ours {times['ours'][-1]:.2f} s, "
+              f"ratio {times['copy'][-1] / times['ours'][-1]:.2f}, load {loads[-1]:.1f}", flush=True)
         delete_version(client, "bench", 1)
     o, c = median(times["ours"]), median(times["copy"])
     print(f"(b) local: ours {throughput(total, o)}, plain copy {throughput(total, c)}: ratio {c / o:.3f} "
-          "(target >= 0.8)", flush=True)
+          f"(target >= 0.8); median of the per-round ratios "
+          f"{median([a / b for a, b in zip(times['copy'], times['ours'], strict=True)]):.3f}; load average "
+          f"{min(loads):.1f} to {max(loads):.1f}", flush=True)
 
 
 def bench_second_version(client: GridClient, files: list[Path], src: Path, total: int, work: Path) -> None:

@@ -15,7 +15,6 @@ account can, which on the embedded control plane is that user's own account.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import os
@@ -104,7 +103,11 @@ def _copy_one(
             out.problem = "changed"
             return out
         tmp, copied, sha = store.copy_in(fd, f.size_bytes)
-        after = os.fstat(fd)
+        try:
+            after = os.fstat(fd)
+        except BaseException:
+            tmp.discard()
+            raise
     finally:
         os.close(fd)
     moved = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
@@ -113,8 +116,7 @@ def _copy_one(
         before.st_ctime_ns,
     )
     if moved or copied != f.size_bytes or (f.sha256 is not None and f.sha256 != sha):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.discard()
         out.problem = "changed"
         return out
     store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
