@@ -1,8 +1,9 @@
 """Same-host uploads: a client on the control plane's machine names its files and the control plane copies
 them straight from disk into its local storage, instead of receiving them part by part over HTTP.
 
-The guarantees are those of the presigned flow: each file is copied in the kernel into a private temporary
-file and hashed there, so the stored content is exactly what was hashed (checked against the client's
+The guarantees are those of the presigned flow: each file is copied in one pass into an unnamed file that
+becomes visible only at its content's address (``storage/blob_copy.py``), hashing the very bytes written, so
+the stored content is exactly what was hashed (checked against the client's
 ``sha256`` when it sends one); a file whose size or modification time differs from what the client scanned,
 before or after the copy, is reported as changed and not stored; content is stored once per owner; each
 request records its files in the version's manifest in one transaction, so an interrupted upload resumes
