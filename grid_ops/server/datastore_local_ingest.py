@@ -1,8 +1,9 @@
 """Same-host uploads: a client on the control plane's machine names its files and the control plane copies
 them straight from disk into its local storage, instead of receiving them part by part over HTTP.
 
-The guarantees are those of the presigned flow: each file is copied in the kernel into a private temporary
-file and hashed there, so the stored content is exactly what was hashed (checked against the client's
+The guarantees are those of the presigned flow: each file is copied in one pass into an unnamed file that
+becomes visible only at its content's address (``storage/blob_copy.py``), hashing the very bytes written, so
+the stored content is exactly what was hashed (checked against the client's
 ``sha256`` when it sends one); a file whose size or modification time differs from what the client scanned,
 before or after the copy, is reported as changed and not stored; content is stored once per owner; each
 request records its files in the version's manifest in one transaction, so an interrupted upload resumes
@@ -15,7 +16,6 @@ account can, which on the embedded control plane is that user's own account.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import os
@@ -104,7 +104,11 @@ def _copy_one(
             out.problem = "changed"
             return out
         tmp, copied, sha = store.copy_in(fd, f.size_bytes)
-        after = os.fstat(fd)
+        try:
+            after = os.fstat(fd)
+        except BaseException:
+            tmp.discard()
+            raise
     finally:
         os.close(fd)
     moved = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
@@ -113,8 +117,7 @@ def _copy_one(
         before.st_ctime_ns,
     )
     if moved or copied != f.size_bytes or (f.sha256 is not None and f.sha256 != sha):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.discard()
         out.problem = "changed"
         return out
     store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content

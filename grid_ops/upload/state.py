@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,10 @@ class UploadState:
     scanned_ns: int = 0  # when the source was scanned (wall clock), for the hash cache
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # field by field: ``asdict`` would deep-copy every file first, and this runs after every batch
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("files", "objects")}
+        data["objects"] = {sha: asdict(obj) for sha, obj in self.objects.items()}
+        data["recorded"] = list(self.recorded)
         data["format"] = FORMAT
         data["files"] = [
             {

@@ -120,11 +120,12 @@ def test_same_host_upload_copies_from_disk_and_stores_each_content_once(
     new = blobs_of(cp) - before
     assert new == {sha(d) for d, _ in tree_of(src).values()} and len(new) == 7  # the twin shares f0's blob
 
-    (src / "d" / "f3.bin").write_bytes(b"changed")
+    changed = f"changed {name}".encode()  # content no other test stored for this user
+    (src / "d" / "f3.bin").write_bytes(changed)
     second = Datastore(name=name, source=src)
     second.upload()
     assert read_version(client_of(cp), f"{name}:2") == tree_of(src)
-    assert blobs_of(cp) - before - new == {sha(b"changed")}  # only the new content was added
+    assert blobs_of(cp) - before - new == {sha(changed)}  # only the new content was added
     assert not list((tmp_path / "home" / "uploads").glob("*"))  # progress (and the probe file) gone
 
 

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
 from grid_ops.server.storage.base import Assembled, BlobStore, ContentMismatch, PartInfo, StorageError, UploadRef
+from grid_ops.server.storage.blob_copy import BlobCopier, TempBlob
 
 _PART_FILE = re.compile(r"^(\d+)\.([0-9a-f]{32})$")
 _CHUNK = 4 * 1024 * 1024
@@ -75,6 +76,7 @@ class LocalStore(BlobStore):
         self._sign = sign
         for sub in ("blobs", "staging", "uploads", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._copier = BlobCopier(self.root / "tmp")
 
     def describe(self) -> str:
         return str(self.root)
@@ -177,36 +179,16 @@ class LocalStore(BlobStore):
         shutil.rmtree(folder, ignore_errors=True)
         return Assembled(size=size, sha256=sha)
 
-    def copy_in(self, fd: int, size: int) -> tuple[Path, int, str]:
-        """Copy ``size`` bytes of the open file ``fd`` into a temporary file of the store, in the kernel
-        (``sendfile``), then hash what was written: the hash is of the stored bytes, whatever happens to the
-        source meanwhile. Returns the temporary file (for ``put_file``), the bytes copied and their SHA-256."""
-        tmp = self._temp()
-        try:
-            with tmp.open("wb") as out:
-                copied = 0
-                while copied < size:
-                    sent = os.sendfile(out.fileno(), fd, copied, min(size - copied, 1 << 30))
-                    if sent == 0:  # the source became shorter
-                        break
-                    copied += sent
-            return tmp, copied, _sha256_of(tmp)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+    def copy_in(self, fd: int, size: int) -> tuple[TempBlob, int, str]:
+        """Copy ``size`` bytes of the open file ``fd`` into a copy of the store nobody sees yet, hashing the
+        bytes written on the way (``blob_copy.py``). Returns the copy (for ``keep_blob``), the bytes copied
+        and their SHA-256."""
+        return self._copier.copy(fd, size)
 
-    def keep_blob(self, tmp: Path, key: str, size: int) -> None:
-        """Move a temporary file of ``copy_in`` to ``key`` (a content blob, named by the server: no lookup of
+    def keep_blob(self, copy: TempBlob, key: str, size: int) -> None:
+        """Make a copy of ``copy_in`` visible at ``key`` (a content blob, named by the server: no lookup of
         links needed), or drop it when that content is stored already."""
-        target = self.root / key
-        try:
-            if target.stat().st_size == size:
-                tmp.unlink()
-                return
-        except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        copy.keep(self.root / key, size)
 
     def abort_upload(self, ref: UploadRef) -> None:
         shutil.rmtree(self._parts_dir(ref.upload_id), ignore_errors=True)
