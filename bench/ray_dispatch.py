@@ -62,7 +62,7 @@ def main() -> None:
     command = shlex.join(["python", "-c", "import sys; print('step', sys.argv[1])"])
     folder = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     head = start_ray_head(folder / "ray")
-    cp = start_control_plane(folder / "home", ray_config(head.address, POLL))
+    cp = start_control_plane(folder / "home", ray_config(head.address, folder / "node", POLL))
     try:
         results: dict[str, list[float]] = {"ours": [], "direct": []}
         for c in range(max(1, args.n // args.chunk)):

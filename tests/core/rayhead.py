@@ -43,15 +43,17 @@ class RayHead:
                 self.proc.wait()
 
 
-def ray_config(address: str, poll_seconds: float = 0.2) -> str:
-    """A server config with one Ray cluster at ``address`` whose capacity is what Ray reports."""
+def ray_config(address: str, node_dir: Path, poll_seconds: float = 0.2) -> str:
+    """A server config with one Ray cluster at ``address`` whose capacity is what Ray reports; its runners
+    keep their files (caches of sources, environments, datastores) under ``node_dir``, not the shared
+    default, so that no test sees what another left."""
     return f"""
 cancel_grace_seconds: 2
 clusters:
   - id: ray
     executor: ray
     address: {address}
-    options: {{poll_seconds: {poll_seconds}}}
+    options: {{poll_seconds: {poll_seconds}, node_dir: \"{node_dir}\"}}
     instance_types:
       - {{name: cpu-1, cpu: 1, gpu: 0, memory_mb: 256, hourly_cost: 0.5, spot_hourly_cost: 0.2}}
 """

@@ -37,7 +37,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
 
 @pytest.fixture(scope="session")
 def ray_cp(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = start_control_plane(tmp_path_factory.mktemp("grid-ray"), ray_config(ray_head.address))
+    home = tmp_path_factory.mktemp("grid-ray")
+    plane = start_control_plane(home, ray_config(ray_head.address, home / "node"))
     yield plane
     plane.stop()
 
@@ -152,7 +153,7 @@ def test_a_sweep_of_the_example_over_a_datastore_runs_on_ray_with_metrics_artifa
 def test_instance_types_map_to_the_ray_resources_of_each_job(ray_head: RayHead, tmp_path: Path) -> None:
     cfg = tmp_path / "server.yml"
     cfg.write_text(
-        ray_config(ray_head.address)
+        ray_config(ray_head.address, tmp_path / "node")
         + "      - {name: gpu-a100, cpu: 8, gpu: 2, memory_mb: 65536, hourly_cost: 9.8, resources: {a100: 2}}\n"
     )
     cluster = load_config(cfg).clusters["ray"]
@@ -202,7 +203,7 @@ def test_kill_9_of_the_control_plane_while_ray_jobs_run_loses_nothing_and_runs_n
     ray_head: RayHead, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    cp = start_control_plane(home, ray_config(ray_head.address))
+    cp = start_control_plane(home, ray_config(ray_head.address, home / "node"))
     name = "crashy"
     script = "import sys, time; n = int(sys.argv[2]); print('start', n, flush=True); time.sleep(n); sys.exit(n % 2)"
     try:
@@ -214,7 +215,7 @@ def test_kill_9_of_the_control_plane_while_ray_jobs_run_loses_nothing_and_runs_n
     finally:
         cp.stop(signal.SIGKILL)
 
-    again = start_control_plane(home, ray_config(ray_head.address))
+    again = start_control_plane(home, ray_config(ray_head.address, home / "node"))
     try:
         run = again.wait_run(name, cluster="ray", timeout=120)
         exps = again.experiments(name, cluster="ray")
@@ -234,7 +235,7 @@ def test_an_unreachable_ray_head_keeps_experiments_queued_with_a_message_until_i
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     port = free_port()
-    cp = start_control_plane(tmp_path / "home", ray_config(f"http://127.0.0.1:{port}"))
+    cp = start_control_plane(tmp_path / "home", ray_config(f"http://127.0.0.1:{port}", tmp_path / "node"))
     head: RayHead | None = None
     try:
         name = "patient"
