@@ -220,6 +220,7 @@ def test_a_retried_upload_resumes_the_interrupted_one(
     from tests.core.test_datastores import StopAfter  # interrupts an upload after n parts
 
     monkeypatch.setenv("GRID_OPS_UPLOAD_PART_SIZE", "10000")
+    monkeypatch.setenv("GRID_OPS_UPLOAD_SAME_HOST", "0")  # parts over HTTP, as from a worker on another machine
     monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
     name = unique("resumed-by-airflow")
     src = make_tree(tmp_path / "data", {f"p{i}.bin": random_bytes(40_000, 1000 + i) for i in range(3)})
