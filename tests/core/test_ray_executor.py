@@ -242,7 +242,9 @@ def test_an_unreachable_ray_head_keeps_experiments_queued_with_a_message_until_i
         post_run(cp, name, 'python -c "print(\'ran\', 40 + 2)" --i "[1, 2]"')
         wait_for(
             "the waiting message",
-            lambda: all("cannot be reached" in e["status"]["message"] for e in cp.experiments(name, cluster="ray")),
+            lambda: all(
+                "cannot be reached" in e["status"].get("message", "") for e in cp.experiments(name, cluster="ray")
+            ),
         )
         time.sleep(3)  # nothing runs, nothing fails, however long it takes
         assert phases(cp, name) == ["QUEUED", "QUEUED"]
