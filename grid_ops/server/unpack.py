@@ -12,8 +12,8 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from grid_ops.runner.tarsafe import safe_extract
 from grid_ops.server.datastore_config import UnpackLimits
-from grid_ops.server.tarsafe import safe_extract
 
 _CHUNK = 4 * 1024 * 1024
 

@@ -67,6 +67,12 @@ class LaunchSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+LOG_FILE = "output.log"
+"""The experiment's log, in its folder on the node."""
+EXIT_FILE = "exit_code"
+"""Where the runner writes the experiment's exit status, in its folder on the node."""
+
+
 @dataclass(frozen=True)
 class RunnerDirs:
     """Where, on the node that runs it, an experiment's runner keeps its files."""
@@ -141,8 +147,8 @@ def runner_env(spec: LaunchSpec, dirs: RunnerDirs, local_files: bool) -> dict[st
     env.setdefault("GRID_ARTIFACTS_DIR", os.path.join(base, "artifacts"))
     env.setdefault("GRID_SCRATCH_DIR", os.path.join(base, "scratch"))
     env.setdefault("GRID_METRICS_FILE", os.path.join(base, "metrics.jsonl"))
-    env["GRID_OPS_EXIT_FILE"] = os.path.join(base, "exit_code")
-    env["GRID_OPS_LOG_FILE"] = os.path.join(base, "output.log")
+    env["GRID_OPS_EXIT_FILE"] = os.path.join(base, EXIT_FILE)
+    env["GRID_OPS_LOG_FILE"] = os.path.join(base, LOG_FILE)
     env["GRID_OPS_BUILD_LOG_FILE"] = os.path.join(base, "build.log")
     env["GRID_ENV_CACHE"] = dirs.env_cache or os.path.join(os.path.dirname(dirs.source_cache), "env-cache")
     if dirs.uv:

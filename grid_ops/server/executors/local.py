@@ -21,6 +21,8 @@ from pathlib import Path
 
 from grid_ops.runner.datastore import drop as drop_cached_version
 from grid_ops.server.executors.base import (
+    EXIT_FILE,
+    LOG_FILE,
     Executor,
     ExitCallback,
     LaunchError,
@@ -104,10 +106,10 @@ class LocalExecutor(Executor):
         return self.root / experiment_id
 
     def log_path(self, experiment_id: str) -> Path:
-        return self.exp_dir(experiment_id) / "output.log"
+        return self.exp_dir(experiment_id) / LOG_FILE
 
     def _exit_file(self, experiment_id: str) -> Path:
-        return self.exp_dir(experiment_id) / "exit_code"
+        return self.exp_dir(experiment_id) / EXIT_FILE
 
     def runner_dirs(self, experiment_id: str) -> RunnerDirs:
         return RunnerDirs(

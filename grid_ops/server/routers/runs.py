@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, update
 
+from grid_ops.runner.tarsafe import check_members
 from grid_ops.schemas import (
     CreateRunRequest,
     DeleteResponse,
@@ -32,7 +33,6 @@ from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.query_params import parse_phases, split_values
 from grid_ops.server.state import AppState, SessionDep, StateDep, UserDep, wake_after_commit, wire_response
-from grid_ops.server.tarsafe import check_members
 from grid_ops.server.views import run_view
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/runs", tags=["runs"])
