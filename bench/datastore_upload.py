@@ -4,7 +4,7 @@
     transfer settings, one call per file, the same files), alternating, several rounds;
 (b) to the local storage backend against a plain file copy of the same files into a folder on the same disk
     (``shutil.copyfile`` per file); also the floor of any content-addressed store, each file copied and hashed
-    in one pass on 2 threads with nothing else;
+    as the control plane does it (``BlobCopier``) on 2 threads with nothing else;
 (c) a second version with 1% of the files changed: the bytes sent, against the first upload's;
 (d) an upload killed (SIGKILL) about half way and resumed with ``grid-ops datastore resume``: every byte the
     client put on the wire, counted by a TCP relay in front of the control plane and of S3.
@@ -171,8 +171,8 @@ def plain_copy(files: list[Path], root: Path, dest: Path) -> float:
 
 
 def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
-    """The floor of any content-addressed store: each file copied and hashed in one pass (``BlobCopier``, as
-    the control plane does) on ``threads`` threads, kept under its hash; no HTTP, database or checks."""
+    """The floor of any content-addressed store: each file copied and hashed (``BlobCopier``, as the control
+    plane does) on ``threads`` threads, kept under its hash; no HTTP, database or checks."""
     dest.mkdir(parents=True)
     copier = BlobCopier(dest)
 
@@ -255,7 +255,7 @@ def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, roun
           f"{median([a / b for a, b in zip(times['copy'], times['ours'], strict=True)]):.3f}; load average "
           f"{min(loads):.1f} to {max(loads):.1f}", flush=True)
     f = median(times["floor"])
-    print(f"    the floor, copying and hashing each file in one pass on 2 threads: {throughput(total, f)}: "
+    print(f"    the floor, copying and hashing each file as the server does, 2 threads: {throughput(total, f)}: "
           f"ratio {c / f:.3f} against the plain copy", flush=True)
 
 

@@ -661,7 +661,7 @@ class GridClient:
         ).events
 
     def missing_blobs(self, ref: str, blobs: list[schemas.BlobRef], *, cluster_id: str | None = None) -> list[str]:
-        """Which of these contents (sha256, size) the server does not store for you yet."""
+        """Which of these contents (blake3, size) the server does not store for you yet."""
         body = schemas.MissingBlobsRequest(blobs=blobs).wire()
         answer = self._request(
             "POST", self._core(cluster_id, "datastores", ref, "missing-blobs"), json=body, retry=True
@@ -672,9 +672,9 @@ class GridClient:
         self, ref: str, objects: list[schemas.DatastoreUploadObject], *, cluster_id: str | None = None
     ) -> list[schemas.DatastoreUploadObject]:
         """Start (or continue) multipart uploads and get a URL for every part. Safe to resend for content
-        (``sha256``) uploads and for those named by ``uploadId``: the server continues the same upload."""
+        (``blake3``) uploads and for those named by ``uploadId``: the server continues the same upload."""
         body = schemas.CreatePresignedUrlsRequest(objects=objects).wire()
-        retry = all(o.sha256 or o.upload_id for o in objects)
+        retry = all(o.blake3 or o.upload_id for o in objects)
         answer = self._request(
             "POST", self._core(cluster_id, "datastores", ref, "presigned-urls"), json=body, retry=retry
         )

@@ -675,9 +675,9 @@ class PresignedUploadUrl(WireModel):
 
 
 class DatastoreUploadObject(WireModel):
-    """``V1DatastoreUploadObject``: one file (or, with ``sha256``, one content blob) uploaded in parts.
+    """``V1DatastoreUploadObject``: one file (or, with ``blake3``, one content blob) uploaded in parts.
 
-    Additions: ``sha256`` and ``sizeBytes`` name content the server stores by hash; ``partSizeBytes`` lets
+    Additions: ``blake3`` and ``sizeBytes`` name content the server stores by hash; ``partSizeBytes`` lets
     it check every part's size on completion."""
 
     expiry_time: str | None = None
@@ -686,7 +686,7 @@ class DatastoreUploadObject(WireModel):
     upload_id: str | None = None
     urls: list[PresignedUploadUrl] | None = None
     # additions
-    sha256: str | None = None
+    blake3: str | None = None
     size_bytes: int | None = None
     part_size_bytes: int | None = None
 
@@ -725,9 +725,9 @@ class CompletePresignedUrlsRequest(WireModel):
 
 
 class BlobRef(WireModel):
-    """Our addition: content named by its SHA-256 and size."""
+    """Our addition: content named by its BLAKE3 and size."""
 
-    sha256: str
+    blake3: str
     size_bytes: int
 
 
@@ -747,7 +747,7 @@ class ManifestEntry(WireModel):
     """Our addition: one file of a version: its path, content hash, size and permission bits."""
 
     path: str
-    sha256: str
+    blake3: str
     size_bytes: int
     mode: int | None = None
 
@@ -757,7 +757,7 @@ class RunnerDatastoreFile(WireModel):
     the bytes; ``localPath`` is the content's file where the control plane's machine stores it."""
 
     path: str
-    sha256: str
+    blake3: str
     size_bytes: int
     mode: int
     url: str
@@ -792,14 +792,14 @@ class DatastoreManifestResponse(WireModel):
 class LocalFile(WireModel):
     """Our addition: one file of a same-host upload, which the control plane copies from its own disk: its
     datastore ``path``, where it is (``localPath``, absolute) and what the client saw when it scanned it
-    (``sizeBytes``, ``mtimeNs``). With ``sha256`` the server checks the copy against it."""
+    (``sizeBytes``, ``mtimeNs``). With ``blake3`` the server checks the copy against it."""
 
     path: str
     local_path: str
     size_bytes: int
     mtime_ns: int
     mode: int | None = None
-    sha256: str | None = None
+    blake3: str | None = None
 
 
 class LocalFilesRequest(WireModel):
@@ -815,7 +815,7 @@ class LocalFileStored(WireModel):
     """Our addition: a file of a same-host upload, stored and added to the version."""
 
     path: str
-    sha256: str
+    blake3: str
     size_bytes: int
 
 
@@ -845,7 +845,7 @@ class ListDatastoreEventsResponse(WireModel):
 
 
 class DatastoreFile(WireModel):
-    """``V1DatastoreFile``: ``url`` downloads the file (signed, expiring); ``sha256``, ``mode`` are additions."""
+    """``V1DatastoreFile``: ``url`` downloads the file (signed, expiring); ``blake3``, ``mode`` are additions."""
 
     filename: str
     last_modified: datetime | None = None
@@ -853,7 +853,7 @@ class DatastoreFile(WireModel):
     size_bytes: str | None = None
     url: str | None = None
     # additions
-    sha256: str | None = None
+    blake3: str | None = None
     mode: int | None = None
 
 

@@ -8,7 +8,6 @@ Versions left ``optimizing`` by a control plane that stopped are picked up again
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import queue
@@ -22,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from grid_ops import digests
 from grid_ops.schemas import DatastoreSourceType, DatastoreState
 from grid_ops.server.config import ServerConfig
 from grid_ops.server.datastore_sources import SourceError, fetch_http, fetch_s3
@@ -46,24 +46,16 @@ class Job:
     cluster_id: str
     source_type: DatastoreSourceType
     source: str | None
-    archives: tuple[tuple[str, str | None], ...]  # (staged object key, declared sha256)
+    archives: tuple[tuple[str, str | None], ...]  # (staged object key, declared blake3)
 
 
 @dataclass(frozen=True)
 class FileEntry:
     path: str
-    sha256: str
+    blake3: str
     size: int
     mode: int
     local: Path
-
-
-def hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def scan_tree(tree: Path) -> tuple[list[FileEntry], int]:
@@ -85,7 +77,7 @@ def scan_tree(tree: Path) -> tuple[list[FileEntry], int]:
             if not stat.S_ISREG(st.st_mode):
                 continue
             rel = path.relative_to(tree).as_posix()
-            entries.append(FileEntry(rel, hash_file(real), st.st_size, st.st_mode & 0o777, real))
+            entries.append(FileEntry(rel, digests.of_file(real), st.st_size, st.st_mode & 0o777, real))
     return entries, skipped
 
 
@@ -148,7 +140,7 @@ class IngestWorker:
                 cluster_id=row.cluster_id,
                 source_type=DatastoreSourceType(row.source_type),
                 source=row.source,
-                archives=tuple((u.object_key, u.sha256) for u in uploads if u.staged),
+                archives=tuple((u.object_key, u.blake3) for u in uploads if u.staged),
             )
 
     def process(self, datastore_id: str) -> None:
@@ -187,8 +179,8 @@ class IngestWorker:
                     archive = work / f"archive-{index}"
                     with store.open_object(key) as stream, archive.open("wb") as out:
                         shutil.copyfileobj(stream, out, _CHUNK)
-                if sha is not None and hash_file(archive) != sha:
-                    raise ArchiveError(f"the uploaded archive does not match its declared sha256 {sha}; upload again")
+                if sha is not None and digests.of_file(archive) != sha:
+                    raise ArchiveError(f"the uploaded archive does not match its declared blake3 {sha}; upload again")
                 unpack(archive, tree, self.runtime.config.datastores.unpack, "the uploaded archive")
             return "unpacked the uploaded archive"
         if job.source_type == DatastoreSourceType.HTTP_URL:
@@ -201,21 +193,21 @@ class IngestWorker:
     def _store_blobs(self, job: Job, store: BlobStore, entries: list[FileEntry]) -> None:
         with self.runtime.sessions.begin() as session:
             row = session.get(DatastoreRow, job.datastore_id)
-            have = stored_blobs(session, row, (e.sha256 for e in entries)) if row is not None else {}
+            have = stored_blobs(session, row, (e.blake3 for e in entries)) if row is not None else {}
         done: set[str] = set(have)
         for entry in entries:
-            if entry.sha256 in done:
+            if entry.blake3 in done:
                 continue
-            store.put_file(blob_key(job.user_id, entry.sha256), entry.local)
-            done.add(entry.sha256)
+            store.put_file(blob_key(job.user_id, entry.blake3), entry.local)
+            done.add(entry.blake3)
 
     def _succeed(self, job: Job, entries: list[FileEntry], message: str) -> None:
         with self.runtime.sessions.begin() as session:
             row = session.get(DatastoreRow, job.datastore_id)
             if row is None or row.phase != Phase.OPTIMIZING.value or row.deleted_at is not None:
                 return  # deleted meanwhile
-            insert_blobs(session, row.cluster_id, row.user_id, ((e.sha256, e.size) for e in entries))
-            put_files(session, row, [(e.path, e.sha256, e.size, e.mode) for e in entries])
+            insert_blobs(session, row.cluster_id, row.user_id, ((e.blake3, e.size) for e in entries))
+            put_files(session, row, [(e.path, e.blake3, e.size, e.mode) for e in entries])
             row.size_bytes = sum(e.size for e in entries)
             row.file_count = len(entries)
             row.completed_at = utcnow()

@@ -4,7 +4,7 @@ them straight from disk into its local storage, instead of receiving them part b
 The guarantees are those of the presigned flow: each file is copied in one pass into an unnamed file that
 becomes visible only at its content's address (``storage/blob_copy.py``), hashing the very bytes written, so
 the stored content is exactly what was hashed (checked against the client's
-``sha256`` when it sends one); a file whose size or modification time differs from what the client scanned,
+``blake3`` when it sends one); a file whose size or modification time differs from what the client scanned,
 before or after the copy, is reported as changed and not stored; content is stored once per owner; each
 request records its files in the version's manifest in one transaction, so an interrupted upload resumes
 with the files not yet recorded.
@@ -20,7 +20,9 @@ import functools
 import ipaddress
 import os
 import stat
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,6 @@ from grid_ops.server.datastore_uploads import (
     MAX_FILES_PER_REQUEST,
     check_path,
     check_sha,
-    concurrently,
     insert_blobs,
     put_files,
     require_uploading,
@@ -43,7 +44,18 @@ from grid_ops.server.storage.base import blob_key
 from grid_ops.server.storage.local import LocalStore
 
 MAX_PROBE_BYTES = 256
-COPY_THREADS = max(2, os.cpu_count() or 1)
+COPY_THREADS = os.cpu_count() or 2  # copying is CPU work now (kernel copy, hashing): one thread a core
+_pool: list[ThreadPoolExecutor] = []
+_pool_lock = threading.Lock()
+
+
+def _copy_pool() -> ThreadPoolExecutor:
+    """The threads every same-host request of this process copies with, so that concurrent requests share
+    the cores instead of each starting threads of its own."""
+    with _pool_lock:
+        if not _pool:
+            _pool.append(ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="grid-same-host"))
+        return _pool[0]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -57,7 +69,7 @@ def is_loopback(host: str | None) -> bool:
 @dataclass
 class _Copied:
     path: str
-    sha256: str | None = None
+    blake3: str | None = None
     size: int = 0
     mode: int = DEFAULT_MODE
     problem: str | None = None  # "changed" or "unavailable"
@@ -116,12 +128,12 @@ def _copy_one(
         before.st_mtime_ns,
         before.st_ctime_ns,
     )
-    if moved or copied != f.size_bytes or (f.sha256 is not None and f.sha256 != sha):
+    if moved or copied != f.size_bytes or (f.blake3 is not None and f.blake3 != sha):
         tmp.discard()
         out.problem = "changed"
         return out
     store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
-    out.sha256, out.size = sha, copied
+    out.blake3, out.size = sha, copied
     return out
 
 
@@ -152,8 +164,8 @@ def ingest_local_files(
         return LocalFilesResponse(same_host=False)
     for f in body.files:
         check_path(f.path)
-        if f.sha256 is not None:
-            check_sha(f.sha256, f"sha256 of {f.path!r}")
+        if f.blake3 is not None:
+            check_sha(f.blake3, f"blake3 of {f.path!r}")
         if not os.path.isabs(f.local_path) or "\x00" in f.local_path:
             raise bad_request(f"localPath of {f.path!r} must be an absolute path, got {f.local_path!r}")
         if f.size_bytes < 0:
@@ -163,18 +175,18 @@ def ingest_local_files(
     forbidden = [Path(os.path.realpath(runtime.state_dir)), Path(os.path.realpath(store.root))]
     by_size = sorted(body.files, key=lambda f: -f.size_bytes)  # large files first: the threads end together
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
-    copied = concurrently(lambda f: _copy_one(store, owner, forbidden, real_dir, f), by_size, COPY_THREADS)
-    stored = [c for c in copied if c.problem is None and c.sha256 is not None]
+    copied = list(_copy_pool().map(lambda f: _copy_one(store, owner, forbidden, real_dir, f), by_size))
+    stored = [c for c in copied if c.problem is None and c.blake3 is not None]
     with runtime.sessions.begin() as session:
         now = session.get(DatastoreRow, datastore_id)
         if now is None or now.deleted_at is not None:
             raise ApiError(404, f"datastore {ref!r} was deleted during the upload")
         require_uploading(now)
-        insert_blobs(session, now.cluster_id, now.user_id, ((c.sha256 or "", c.size) for c in stored))
-        put_files(session, now, [(c.path, c.sha256 or "", c.size, c.mode) for c in stored])
+        insert_blobs(session, now.cluster_id, now.user_id, ((c.blake3 or "", c.size) for c in stored))
+        put_files(session, now, [(c.path, c.blake3 or "", c.size, c.mode) for c in stored])
     return LocalFilesResponse(
         same_host=True,
-        files=[LocalFileStored(path=c.path, sha256=c.sha256 or "", size_bytes=c.size) for c in stored],
+        files=[LocalFileStored(path=c.path, blake3=c.blake3 or "", size_bytes=c.size) for c in stored],
         changed=sorted(c.path for c in copied if c.problem == "changed"),
         unavailable=sorted(c.path for c in copied if c.problem == "unavailable"),
     )

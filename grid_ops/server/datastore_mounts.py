@@ -141,12 +141,12 @@ def runner_view(
     out = []
     try:
         for f in files:
-            key = blob_key(row.user_id, f.sha256)
+            key = blob_key(row.user_id, f.blake3)
             local = store.local_path(key)
             out.append(
                 RunnerDatastoreFile(
                     path=f.path,
-                    sha256=f.sha256,
+                    blake3=f.blake3,
                     size_bytes=f.size,
                     mode=f.mode,
                     url=store.download_url(key, DOWNLOAD_URL_SECONDS, base_url),

@@ -1,7 +1,7 @@
 """The datastore tables: versions, their files (the manifest), stored content, uploads, events, and the
 versions runs mount.
 
-A version is a manifest (path -> sha256, size, mode) over content stored once per owner and cluster by its
+A version is a manifest (path -> blake3, size, mode) over content stored once per owner and cluster by its
 hash (``datastore_blobs``), so versions that share files share their bytes. Uploads in progress are rows
 of ``datastore_uploads``; the parts themselves are tracked by the storage backend, as S3 does.
 """
@@ -60,32 +60,32 @@ class DatastoreFileRow(Base):
     """One file of a version: keyed by a hash of its path so that paths of any length fit the index."""
 
     __tablename__ = "datastore_files"
-    __table_args__ = (Index("ix_datastore_files_sha", "user_id", "cluster_id", "sha256"),)
+    __table_args__ = (Index("ix_datastore_files_sha", "user_id", "cluster_id", "blake3"),)
 
     datastore_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     path_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     path: Mapped[str] = mapped_column(Text)
     user_id: Mapped[str] = mapped_column(String(32))
     cluster_id: Mapped[str] = mapped_column(String(64))
-    sha256: Mapped[str] = mapped_column(String(64))
+    blake3: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(_BIG)
     mode: Mapped[int] = mapped_column(Integer)
 
 
 class DatastoreBlobRow(Base):
-    """Content stored in a cluster's storage for one owner, by SHA-256 (verified where the backend can)."""
+    """Content stored in a cluster's storage for one owner, by BLAKE3 (verified where the backend can)."""
 
     __tablename__ = "datastore_blobs"
 
     cluster_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blake3: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(_BIG)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DatastoreUploadRow(Base):
-    """One multipart upload of one object: a content blob (``sha256`` set), a file by path (the original
+    """One multipart upload of one object: a content blob (``blake3`` set), a file by path (the original
     client) or an archive to unpack. ``object_key`` is where the backend assembles it."""
 
     __tablename__ = "datastore_uploads"
@@ -94,7 +94,7 @@ class DatastoreUploadRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     datastore_id: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    blake3: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(_BIG)
     part_size: Mapped[int | None] = mapped_column(_BIG)
     part_count: Mapped[int] = mapped_column(Integer)

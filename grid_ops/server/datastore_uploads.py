@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from grid_ops import digests
 from grid_ops.datastore_names import validate_file_path
 from grid_ops.errors import ValidationError
 from grid_ops.schemas import (
@@ -67,7 +67,6 @@ from grid_ops.server.storage.base import (
     staging_key,
 )
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_OBJECTS_PER_REQUEST = 1000
 MAX_FILES_PER_REQUEST = 10_000
 DEFAULT_MODE = 0o644
@@ -77,8 +76,8 @@ R = TypeVar("R")
 
 
 def check_sha(value: str, what: str) -> str:
-    if not _SHA256.match(value):
-        raise bad_request(f"{what}: {value!r} is not a SHA-256 (64 lowercase hex digits)")
+    if not digests.HEX.match(value):
+        raise bad_request(f"{what}: {value!r} is not a BLAKE3 (64 lowercase hex digits)")
     return value
 
 
@@ -113,10 +112,10 @@ def require_uploading(row: DatastoreRow) -> None:
 
 
 def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterable[tuple[str, int]]) -> None:
-    """Record stored content (sha256, size) for an owner; content recorded already is left alone."""
+    """Record stored content (blake3, size) for an owner; content recorded already is left alone."""
     now = utcnow()
     values = [
-        {"cluster_id": cluster_id, "user_id": user_id, "sha256": sha, "size": size, "created_at": now}
+        {"cluster_id": cluster_id, "user_id": user_id, "blake3": sha, "size": size, "created_at": now}
         for sha, size in dict(blobs).items()
     ]
     if not values:
@@ -128,7 +127,7 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
         session.execute(sqlite.insert(DatastoreBlobRow).values(values).on_conflict_do_nothing())
     else:  # pragma: no cover - other databases: check first
         for value in values:
-            key = (value["cluster_id"], value["user_id"], value["sha256"])
+            key = (value["cluster_id"], value["user_id"], value["blake3"])
             if session.get(DatastoreBlobRow, key) is None:
                 session.add(DatastoreBlobRow(**value))
 
@@ -140,10 +139,10 @@ def stored_blobs(session: Session, row: DatastoreRow, hashes: Iterable[str]) -> 
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         for sha, size in session.execute(
-            select(DatastoreBlobRow.sha256, DatastoreBlobRow.size).where(
+            select(DatastoreBlobRow.blake3, DatastoreBlobRow.size).where(
                 DatastoreBlobRow.cluster_id == row.cluster_id,
                 DatastoreBlobRow.user_id == row.user_id,
-                DatastoreBlobRow.sha256.in_(chunk),
+                DatastoreBlobRow.blake3.in_(chunk),
             )
         ):
             found[sha] = size
@@ -161,9 +160,9 @@ def missing_blobs(
     if len(body.blobs) > MAX_FILES_PER_REQUEST:
         raise bad_request(f"ask about at most {MAX_FILES_PER_REQUEST} blobs per request, got {len(body.blobs)}")
     for blob in body.blobs:
-        check_sha(blob.sha256, "blobs[].sha256")
-    have = stored_blobs(session, row, (b.sha256 for b in body.blobs))
-    missing = [b.sha256 for b in body.blobs if have.get(b.sha256) != b.size_bytes]
+        check_sha(blob.blake3, "blobs[].blake3")
+    have = stored_blobs(session, row, (b.blake3 for b in body.blobs))
+    missing = [b.blake3 for b in body.blobs if have.get(b.blake3) != b.size_bytes]
     return MissingBlobsResponse(missing=list(dict.fromkeys(missing)))
 
 
@@ -173,7 +172,7 @@ def missing_blobs(
 @dataclass
 class _NewUpload:
     key: str
-    sha256: str | None
+    blake3: str | None
     size: int | None
     part_size: int | None
     part_count: int
@@ -188,7 +187,7 @@ def _plan_upload(row: DatastoreRow, store: BlobStore, obj: DatastoreUploadObject
         raise bad_request(f"partCount of {key!r} must be a whole number, got {obj.part_count!r}") from exc
     if not 1 <= part_count <= MAX_PARTS:
         raise bad_request(f"partCount of {key!r} must be between 1 and {MAX_PARTS}, got {part_count}")
-    sha = check_sha(obj.sha256, f"sha256 of {key!r}") if obj.sha256 else None
+    sha = check_sha(obj.blake3, f"blake3 of {key!r}") if obj.blake3 else None
     size, part_size = obj.size_bytes, obj.part_size_bytes
     if size is not None and size < 0:
         raise bad_request(f"sizeBytes of {key!r} must not be negative")
@@ -206,7 +205,7 @@ def _plan_upload(row: DatastoreRow, store: BlobStore, obj: DatastoreUploadObject
                 f"{part_size} bytes, not partCount {part_count}"
             )
     if sha is not None and size is None:
-        raise bad_request(f"sizeBytes of {key!r} is required with sha256")
+        raise bad_request(f"sizeBytes of {key!r} is required with blake3")
     staged = sha is None or row.source_type == DatastoreSourceType.COMPRESSED_FILE.value
     return _NewUpload(key, sha, size, part_size, part_count, staged)
 
@@ -214,11 +213,11 @@ def _plan_upload(row: DatastoreRow, store: BlobStore, obj: DatastoreUploadObject
 def _open_upload_for(session: Session, row: DatastoreRow, plan: _NewUpload) -> DatastoreUploadRow | None:
     """An unfinished upload of the same content (or archive) in this version, so that asking twice (a client
     retrying) continues it instead of starting a second one. Files sent by path alone always start anew."""
-    if plan.sha256 is None:
+    if plan.blake3 is None:
         return None
     query = select(DatastoreUploadRow).where(
         DatastoreUploadRow.datastore_id == row.id,
-        DatastoreUploadRow.sha256 == plan.sha256,
+        DatastoreUploadRow.blake3 == plan.blake3,
         DatastoreUploadRow.state == "open",
     )
     if plan.staged:
@@ -264,7 +263,7 @@ def presign(
             if existing is None:
                 assert plan is not None
                 upload_id = new_id()
-                key = staging_key(upload_id) if plan.staged else blob_key(row.user_id, plan.sha256 or "")
+                key = staging_key(upload_id) if plan.staged else blob_key(row.user_id, plan.blake3 or "")
                 starts.append((upload_id, key, plan.part_count))
         backend_ids = iter(concurrently(lambda start: store.start_upload(start[1], start[0], start[2]), starts))
         fresh = iter(starts)
@@ -276,7 +275,7 @@ def presign(
                     id=upload_id,
                     datastore_id=row.id,
                     key=plan.key,
-                    sha256=plan.sha256,
+                    blake3=plan.blake3,
                     size=plan.size,
                     part_size=plan.part_size,
                     part_count=plan.part_count,
@@ -297,7 +296,7 @@ def presign(
                     part_count=str(existing.part_count),
                     expiry_time=str(expires),
                     urls=[PresignedUploadUrl(part_number=str(n), url=u) for n, u in sorted(urls.items())],
-                    sha256=existing.sha256,
+                    blake3=existing.blake3,
                     size_bytes=existing.size,
                     part_size_bytes=existing.part_size,
                 )
@@ -316,7 +315,7 @@ class _Ready:
     ref: UploadRef
     parts: list[PartInfo]
     assembled: Assembled | None = None
-    path_sha256: str | None = None  # a file of the original client, hashed once assembled
+    path_blake3: str | None = None  # a file of the original client, hashed once assembled
 
 
 def _expected_size(up: DatastoreUploadRow, number: int) -> int | None:
@@ -377,12 +376,12 @@ def _assemble(store: BlobStore, ready: _Ready, user_id: str, archive: bool) -> N
     client (sent by path, without a hash) to its content address."""
     up = ready.upload
     if ready.parts:
-        ready.assembled = store.complete_upload(ready.ref, ready.parts, expect_sha256=up.sha256)
+        ready.assembled = store.complete_upload(ready.ref, ready.parts, expect_blake3=up.blake3)
     else:  # assembled by an earlier request whose answer was lost
         size = store.object_size(up.object_key)
-        ready.assembled = Assembled(size=size or 0, sha256=None)
+        ready.assembled = Assembled(size=size or 0, blake3=None)
     if up.staged and not archive:
-        sha = ready.assembled.sha256 or _hash_object(store, up.object_key)
+        sha = ready.assembled.blake3 or _hash_object(store, up.object_key)
         target = blob_key(user_id, sha)
         local = store.local_path(up.object_key)
         if local is not None:
@@ -390,11 +389,11 @@ def _assemble(store: BlobStore, ready: _Ready, user_id: str, archive: bool) -> N
         else:
             store.copy_object(up.object_key, target)
             store.delete_object(up.object_key)
-        ready.path_sha256 = sha
+        ready.path_blake3 = sha
 
 
 def _hash_object(store: BlobStore, key: str) -> str:
-    digest = hashlib.sha256()
+    digest = digests.new()
     with store.open_object(key) as stream:
         while chunk := stream.read(4 * 1024 * 1024):
             digest.update(chunk)
@@ -463,11 +462,11 @@ def complete_parts(
             if up is None or up.state == "completed":
                 continue
             size = item.assembled.size if item.assembled else 0
-            if item.path_sha256 is not None:
-                blobs.append((item.path_sha256, size))
-                put_files(session, row, [(up.key, item.path_sha256, size, DEFAULT_MODE)])
-            elif not up.staged and up.sha256:
-                blobs.append((up.sha256, size))
+            if item.path_blake3 is not None:
+                blobs.append((item.path_blake3, size))
+                put_files(session, row, [(up.key, item.path_blake3, size, DEFAULT_MODE)])
+            elif not up.staged and up.blake3:
+                blobs.append((up.blake3, size))
             up.state, up.completed_at = "completed", utcnow()
         insert_blobs(session, row.cluster_id, row.user_id, blobs)
 
@@ -480,7 +479,7 @@ def _path_hash(path: str) -> str:
 
 
 def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, int, int]]) -> None:
-    """Add or replace manifest entries (path, sha256, size, mode) of a version."""
+    """Add or replace manifest entries (path, blake3, size, mode) of a version."""
     by_hash = {_path_hash(path): (path, sha, size, mode) for path, sha, size, mode in files}
     keys = list(by_hash)
     for start in range(0, len(keys), 500):
@@ -499,7 +498,7 @@ def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, i
                     "path": path,
                     "user_id": row.user_id,
                     "cluster_id": row.cluster_id,
-                    "sha256": sha,
+                    "blake3": sha,
                     "size": size,
                     "mode": mode,
                 }
@@ -521,7 +520,7 @@ def add_manifest(
     entries = []
     for f in body.files:
         path = check_path(f.path)
-        sha = check_sha(f.sha256, f"sha256 of {path!r}")
+        sha = check_sha(f.blake3, f"blake3 of {path!r}")
         if f.size_bytes < 0:
             raise bad_request(f"sizeBytes of {path!r} must not be negative")
         mode = DEFAULT_MODE if f.mode is None else f.mode
@@ -531,7 +530,7 @@ def add_manifest(
     have = stored_blobs(session, row, (e[1] for e in entries))
     absent = [e for e in entries if have.get(e[1]) != e[2]]
     if absent:
-        shown = ", ".join(f"{p!r} (sha256 {s[:12]}…, {n} bytes)" for p, s, n, _ in absent[:5])
+        shown = ", ".join(f"{p!r} (blake3 {s[:12]}…, {n} bytes)" for p, s, n, _ in absent[:5])
         raise conflict(
             f"the content of {len(absent)} file(s) is not stored yet: {shown}; upload it first "
             "(missing-blobs says which content to upload)"
@@ -595,15 +594,15 @@ def mark_complete(runtime: DatastoreRuntime, user: Principal, cluster_id: str, r
                 )
         if kind == DatastoreSourceType.EXPANDED_FILES:
             files = session.execute(
-                select(DatastoreFileRow.path, DatastoreFileRow.sha256, DatastoreFileRow.size).where(
+                select(DatastoreFileRow.path, DatastoreFileRow.blake3, DatastoreFileRow.size).where(
                     DatastoreFileRow.datastore_id == row.id
                 )
             ).all()
             clash = _path_conflicts([f.path for f in files])
             if clash:
                 raise bad_request(f"cannot complete {describe(row)}: {clash}; fix the manifest")
-            have = stored_blobs(session, row, (f.sha256 for f in files))
-            gone = [f.path for f in files if have.get(f.sha256) != f.size]
+            have = stored_blobs(session, row, (f.blake3 for f in files))
+            gone = [f.path for f in files if have.get(f.blake3) != f.size]
             if gone:
                 raise conflict(
                     f"cannot complete {describe(row)}: the content of {len(gone)} file(s) is no longer stored "

@@ -201,7 +201,7 @@ def visible_version(session: Session, user: Principal, ref: str, cluster_id: str
 
 
 def version_files(session: Session, row: DatastoreRow) -> list[DatastoreFileRow]:
-    """The manifest of a version, by path: each file's sha256 (its content's key, see ``blob_key``), size
+    """The manifest of a version, by path: each file's blake3 (its content's key, see ``blob_key``), size
     and mode."""
     return list(
         session.scalars(
@@ -363,16 +363,16 @@ def delete_datastore(session: Session, runtime: DatastoreRuntime, row: Datastore
         elif up.staged:
             cleanup.objects.append(up.object_key)
     session.execute(delete(DatastoreUploadRow).where(DatastoreUploadRow.datastore_id == row.id))
-    hashes = set(session.scalars(select(DatastoreFileRow.sha256).where(DatastoreFileRow.datastore_id == row.id)))
-    hashes.update(up.sha256 for up in uploads if up.sha256 and up.state == "completed" and not up.staged)
+    hashes = set(session.scalars(select(DatastoreFileRow.blake3).where(DatastoreFileRow.datastore_id == row.id)))
+    hashes.update(up.blake3 for up in uploads if up.blake3 and up.state == "completed" and not up.staged)
     session.execute(delete(DatastoreFileRow).where(DatastoreFileRow.datastore_id == row.id))
     if hashes:
         still_used = set(
             session.scalars(
-                select(DatastoreFileRow.sha256).where(
+                select(DatastoreFileRow.blake3).where(
                     DatastoreFileRow.user_id == row.user_id,
                     DatastoreFileRow.cluster_id == row.cluster_id,
-                    DatastoreFileRow.sha256.in_(hashes),
+                    DatastoreFileRow.blake3.in_(hashes),
                 )
             )
         )
@@ -383,7 +383,7 @@ def delete_datastore(session: Session, runtime: DatastoreRuntime, row: Datastore
                 delete(DatastoreBlobRow).where(
                     DatastoreBlobRow.cluster_id == row.cluster_id,
                     DatastoreBlobRow.user_id == row.user_id,
-                    DatastoreBlobRow.sha256.in_(chunk),
+                    DatastoreBlobRow.blake3.in_(chunk),
                 )
             )
         cleanup.objects.extend(blob_key(row.user_id, sha) for sha in orphans)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,9 +70,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+_DIGEST_TABLES = ("datastore_files", "datastore_blobs", "datastore_uploads")
+
+
+def _rename_digest_columns(engine: Engine) -> None:
+    """Databases made when datastore content was named by SHA-256 call the digest column ``sha256``: it is
+    renamed ``blake3``. The old values stay valid names of the content stored under them (the runner checks
+    such content by SHA-256 when BLAKE3 does not match); new content is named by BLAKE3."""
+    names = set(inspect(engine).get_table_names())
+    with engine.begin() as conn:
+        for table in _DIGEST_TABLES:
+            if table in names and "sha256" in {c["name"] for c in inspect(conn).get_columns(table)}:
+                conn.execute(text(f"ALTER TABLE {table} RENAME COLUMN sha256 TO blake3"))
+
+
 def init_db(engine: Engine) -> sessionmaker[Session]:
-    """Create missing tables and return the session factory."""
+    """Create missing tables (renaming the columns of older databases) and return the session factory."""
     try:
+        _rename_digest_columns(engine)
         Base.metadata.create_all(engine)
     except (OperationalError, InterfaceError) as exc:
         url = engine.url.render_as_string(hide_password=True)

@@ -31,6 +31,12 @@ LOCAL_USER = "local"
 log = logging.getLogger("grid_ops.server")
 
 
+# Idle connections stay open this long (uvicorn's default is 5 s): clients that poll every few seconds,
+# as sensors and triggers do, keep their connection, and one idle for exactly as long as the server waits
+# does not have it closed under its next request (nginx's default).
+KEEP_ALIVE_SECONDS = 75
+
+
 class DrainingServer(uvicorn.Server):
     """On SIGTERM or SIGINT, first stop the experiments while the API still answers (so their runners
     can report their last metrics and artifacts), then stop serving. A second signal stops at once."""
@@ -149,7 +155,9 @@ def serve(
         sock.close()
         raise SystemExit(f"error: {exc}") from exc
     server = DrainingServer(
-        uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on"),
+        uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS
+        ),
         drain=app.state.grid.scheduler.stop,
     )
     server.run(sockets=[sock])

@@ -1,4 +1,4 @@
-"""The SHA-256 of files uploaded before, so that a new version of a source whose files mostly did not change
+"""The BLAKE3 of files uploaded before, so that a new version of a source whose files mostly did not change
 reads only the files that did (``$GRID_OPS_HOME/hashes.sqlite``).
 
 An entry is trusted while the file's device, inode, size, modification time and change time are all as
@@ -23,7 +23,7 @@ RACY_NS = 2_000_000_000
 MAX_ENTRIES = 200_000
 _SCHEMA = """create table if not exists hashes (
     local text primary key, dev integer, ino integer, size integer, mtime_ns integer, ctime_ns integer,
-    sha256 text, used real)"""
+    blake3 text, used real)"""
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -34,7 +34,7 @@ class HashCache:
     """Known hashes of local files; every failure to read or write it only means hashing again."""
 
     def __init__(self, home: Path) -> None:
-        self.path = home / "hashes.sqlite"
+        self.path = home / "hashes-blake3.sqlite"  # hashes.sqlite held SHA-256s
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -60,10 +60,10 @@ class HashCache:
         out = []
         for f in files:
             entry = known.get(str(f.local))
-            if entry is not None and f.sha256 is None:
+            if entry is not None and f.blake3 is None:
                 with contextlib.suppress(OSError):
                     if _identity(os.stat(f.local)) == entry[0]:
-                        f = replace(f, sha256=entry[1])
+                        f = replace(f, blake3=entry[1])
             out.append(f)
         return out
 
@@ -72,7 +72,7 @@ class HashCache:
         rows = []
         now = time.time()
         for f in files:
-            if f.sha256 is None:
+            if f.blake3 is None:
                 continue
             try:
                 st = os.stat(f.local)
@@ -80,7 +80,7 @@ class HashCache:
                 continue
             if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns) or st.st_ctime_ns > scanned_ns - RACY_NS:
                 continue
-            rows.append((str(f.local), *_identity(st), f.sha256, now))
+            rows.append((str(f.local), *_identity(st), f.blake3, now))
         if not rows:
             return
         try:

@@ -100,7 +100,7 @@ class SameHostUpload:
                         size_bytes=f.size,
                         mtime_ns=f.mtime_ns,
                         mode=f.mode,
-                        sha256=f.sha256,
+                        blake3=f.blake3,
                     )
                     for f in batch
                 ],
@@ -142,7 +142,7 @@ class SameHostUpload:
     def _record(self, state: UploadState, answer: schemas.LocalFilesResponse) -> int:
         """Note the hashes of the files the server stored, and that they are in the version's manifest."""
         stored = {s.path: s for s in answer.files}
-        state.files = [replace(f, sha256=stored[f.path].sha256) if f.path in stored else f for f in state.files]
+        state.files = [replace(f, blake3=stored[f.path].blake3) if f.path in stored else f for f in state.files]
         state.recorded.extend(stored)
         state.same_host = True
         self.states.save(state)

@@ -1,4 +1,4 @@
-"""The files of a datastore source: their paths, sizes, modification times, modes and SHA-256 hashes.
+"""The files of a datastore source: their paths, sizes, modification times, modes and BLAKE3 hashes.
 
 A source is a directory (every regular file under it; links to files count as those files, links to
 directories are skipped) or a single file. Files that cannot be read are reported all at once, by name,
@@ -7,7 +7,6 @@ before anything is sent.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -16,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from grid_ops import digests
 from grid_ops.errors import ValidationError
 
 log = logging.getLogger(__name__)
-_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class SourceFile:
     size: int
     mtime_ns: int
     mode: int
-    sha256: str | None = None
+    blake3: str | None = None
 
 
 def _describe(errors: list[str]) -> str:
@@ -78,23 +77,15 @@ def scan_source(source: Path) -> list[SourceFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hash_files(
     files: list[SourceFile], threads: int = 4, on_hashed: Callable[[SourceFile], None] | None = None
 ) -> list[SourceFile]:
-    """``files`` with their SHA-256 filled in (hashed in parallel); unreadable files are one error naming them."""
+    """``files`` with their BLAKE3 filled in (hashed in parallel); unreadable files are one error naming them."""
     errors: list[str] = []
 
     def one(f: SourceFile) -> SourceFile:
         try:
-            out = replace(f, sha256=sha256_file(f.local))
+            out = replace(f, blake3=digests.of_file(f.local))
         except OSError as exc:
             errors.append(f"{f.local}: {exc.strerror or exc}")
             return f
@@ -125,7 +116,7 @@ def changed_files(recorded: list[SourceFile], current: list[SourceFile]) -> list
             out.append(f"{old.path} (changed)")
         elif new.mtime_ns != old.mtime_ns:
             try:
-                same = sha256_file(new.local) == old.sha256
+                same = digests.of_file(new.local) == old.blake3
             except OSError:
                 same = False
             if not same:

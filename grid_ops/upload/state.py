@@ -1,7 +1,7 @@
 """An upload's progress, kept under ``$GRID_OPS_HOME/uploads/`` until the version is complete.
 
 ``<key>.json`` is a snapshot: the arguments of the upload (server, user, cluster, name, source,
-compression), the version it creates, the source's files as scanned (size, mtime, mode, sha256), and per
+compression), the version it creates, the source's files as scanned (size, mtime, mode, blake3), and per
 content object its upload id and the ETags of the parts that arrived. ``<key>.journal`` gets one line per
 part as soon as the part has arrived, so that a killed process loses at most the parts in flight. The key
 is a hash of the arguments: calling ``upload()`` again with the same ones finds the same state.
@@ -21,7 +21,7 @@ from typing import Any
 from grid_ops.errors import ValidationError
 from grid_ops.upload.scan import SourceFile
 
-FORMAT = 1
+FORMAT = 2  # 1: content named by SHA-256, read by forgetting hashes and objects
 
 
 def state_key(url: str, user_id: str, cluster_id: str, name: str, source: str, compression: bool) -> str:
@@ -34,7 +34,7 @@ def state_key(url: str, user_id: str, cluster_id: str, name: str, source: str, c
 class ObjectState:
     """One content object to upload: a distinct file content, or the packed archive."""
 
-    sha256: str
+    blake3: str
     size: int
     key: str  # the datastore path of a file with this content (or the archive's name)
     local: str  # the file on disk it is read from
@@ -80,7 +80,7 @@ class UploadState:
                 "size": f.size,
                 "mtimeNs": f.mtime_ns,
                 "mode": f.mode,
-                "sha256": f.sha256,
+                "blake3": f.blake3,
             }
             for f in self.files
         ]
@@ -91,7 +91,7 @@ class UploadState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UploadState:
         files = [
-            SourceFile(f["path"], Path(f["local"]), f["size"], f["mtimeNs"], f["mode"], f.get("sha256"))
+            SourceFile(f["path"], Path(f["local"]), f["size"], f["mtimeNs"], f["mode"], f.get("blake3"))
             for f in data["files"]
         ]
         objects = {}
@@ -105,6 +105,13 @@ class UploadState:
     def describe(self) -> str:
         version = f" version {self.version}" if self.version else ""
         return f"datastore {self.name!r}{version} from {self.source}"
+
+
+def _without_sha256(data: dict[str, Any]) -> dict[str, Any]:
+    """A state saved when content was named by SHA-256, as one whose files are hashed again (BLAKE3) and
+    whose unfinished objects start afresh; the files the version records already stay recorded."""
+    files = [{k: v for k, v in f.items() if k != "sha256"} for f in data.get("files", [])]
+    return {**data, "format": FORMAT, "files": files, "objects": {}}
 
 
 class StateStore:
@@ -131,6 +138,8 @@ class StateStore:
             return None
         try:
             data = json.loads(path.read_text())
+            if data.get("format") == FORMAT - 1:
+                data = _without_sha256(data)
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
             state = UploadState.from_json(data)
@@ -163,7 +172,7 @@ class StateStore:
 
     def record_part(self, state: UploadState, obj: ObjectState, number: int, etag: str) -> None:
         """Note that a part arrived (in memory and in the journal, flushed at once)."""
-        line = json.dumps({"s": obj.sha256, "u": obj.upload_id, "p": number, "e": etag}) + "\n"
+        line = json.dumps({"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag}) + "\n"
         with self._lock:
             obj.etags[number] = etag
             with self._journal(state.key).open("a") as journal:

@@ -33,7 +33,7 @@ class UrlExpired(GridError):
 class Part:
     """One part to send: which object and part number, and the byte range of the file it comes from."""
 
-    sha256: str
+    blake3: str
     number: int
     local: Path
     offset: int

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from grid_ops import schemas
+from grid_ops import digests, schemas
 from grid_ops.client import GridClient
 from grid_ops.credentials import grid_ops_home
 from grid_ops.datastore_names import validate_datastore_name
@@ -32,7 +32,7 @@ from grid_ops.upload.hash_cache import HashCache
 from grid_ops.upload.pack import pack
 from grid_ops.upload.progress import Progress
 from grid_ops.upload.same_host import SameHostUpload, may_be_same_host
-from grid_ops.upload.scan import SourceFile, changed_files, hash_files, scan_source, sha256_file
+from grid_ops.upload.scan import SourceFile, changed_files, hash_files, scan_source
 from grid_ops.upload.state import ObjectState, StateStore, UploadState, state_key
 from grid_ops.upload.transfer import ByteBudget, Part, PartSender, RateLimit, SourceChanged, UrlExpired, read_part
 
@@ -209,7 +209,7 @@ class DatastoreUploader:
             self.progress.stage(f"packing {len(files)} files into one gzip tar")
             pack(files, archive)
             state.archive = str(archive)
-            sha = sha256_file(archive)
+            sha = digests.of_file(archive)
             state.objects[sha] = ObjectState(sha, archive.stat().st_size, f"{name}.tar.gz", str(archive))
         elif not same_host:  # else the control plane copies them, or says it cannot (see _same_host)
             self._add_objects(state, files)
@@ -218,7 +218,7 @@ class DatastoreUploader:
 
     def _hash(self, files: list[SourceFile]) -> list[SourceFile]:
         """``files`` with every hash known (those not known yet are read)."""
-        todo = [f for f in files if f.sha256 is None]
+        todo = [f for f in files if f.blake3 is None]
         if not todo:
             return files
         self.progress.stage(f"hashing {len(todo)} files ({sum(f.size for f in todo)} bytes)")
@@ -229,9 +229,9 @@ class DatastoreUploader:
     def _add_objects(state: UploadState, files: list[SourceFile]) -> None:
         """Content objects to send through presigned URLs for ``files`` (hashed)."""
         for f in files:
-            assert f.sha256 is not None
-            if f.sha256 not in state.objects:
-                state.objects[f.sha256] = ObjectState(f.sha256, f.size, f.path, str(f.local))
+            assert f.blake3 is not None
+            if f.blake3 not in state.objects:
+                state.objects[f.blake3] = ObjectState(f.blake3, f.size, f.path, str(f.local))
 
     @staticmethod
     def _changed(state: UploadState, changes: list[str], when: str) -> SourceChanged:
@@ -255,7 +255,7 @@ class DatastoreUploader:
             if not archive.is_file() or archive.stat().st_size != expected.size:
                 self.progress.stage("packing the source again")
                 pack(state.files, archive)
-                if sha256_file(archive) != expected.sha256:
+                if digests.of_file(archive) != expected.blake3:
                     raise SourceChanged([state.source], f"the packed archive of {state.source} cannot be rebuilt")
 
     # ------------------------------------------------------------------ the flow
@@ -324,14 +324,14 @@ class DatastoreUploader:
         it through presigned URLs."""
         left = [f for f in state.files if f.path not in set(state.recorded)]
         if state.same_host is not False and self.options.same_host:
-            stored = self._stored_already([f for f in left if f.sha256 is not None], state, stats)
+            stored = self._stored_already([f for f in left if f.blake3 is not None], state, stats)
             try:
                 copied, left = SameHostUpload(self.client, self.states, self.progress).run(state, stored)
             except SourceChanged as exc:
                 raise self._changed(state, exc.files, "during the upload") from None
             stats.bytes_copied_on_host += copied
         if left:
-            hashed = {f.path: f for f in self._hash([f for f in left if f.sha256 is None])}
+            hashed = {f.path: f for f in self._hash([f for f in left if f.blake3 is None])}
             state.files = [hashed.get(f.path, f) for f in state.files]
             self._add_objects(state, [f for f in state.files if f.path not in set(state.recorded)])
             self.states.save(state)
@@ -343,15 +343,15 @@ class DatastoreUploader:
         if not files:
             return set()
         self.progress.stage("asking which content the server has already")
-        distinct = {f.sha256: f.size for f in files if f.sha256}
-        refs = [schemas.BlobRef(sha256=sha, size_bytes=size) for sha, size in distinct.items()]
+        distinct = {f.blake3: f.size for f in files if f.blake3}
+        refs = [schemas.BlobRef(blake3=sha, size_bytes=size) for sha, size in distinct.items()]
         missing: set[str] = set()
         for start in range(0, len(refs), MANIFEST_BATCH):
             batch = refs[start : start + MANIFEST_BATCH]
             missing.update(self.client.missing_blobs(state.datastore_id, batch, cluster_id=state.cluster_id))
-        have = [f for f in files if f.sha256 not in missing]
+        have = [f for f in files if f.blake3 not in missing]
         stats.files_already_stored += len(have)
-        stats.bytes_already_stored += sum({f.sha256: f.size for f in have}.values())
+        stats.bytes_already_stored += sum({f.blake3: f.size for f in have}.values())
         return {f.path for f in have}
 
     def _finish(self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float) -> UploadResult:
@@ -397,18 +397,18 @@ class DatastoreUploader:
         fresh = [o for o in state.objects.values() if not o.completed and o.upload_id is None]
         missing: set[str] = set()
         for start in range(0, len(fresh), MANIFEST_BATCH):
-            refs = [schemas.BlobRef(sha256=o.sha256, size_bytes=o.size) for o in fresh[start : start + MANIFEST_BATCH]]
+            refs = [schemas.BlobRef(blake3=o.blake3, size_bytes=o.size) for o in fresh[start : start + MANIFEST_BATCH]]
             missing.update(self.client.missing_blobs(state.datastore_id, refs, cluster_id=state.cluster_id))
-        sizes = {o.sha256: o.size for o in fresh if o.sha256 not in missing}
+        sizes = {o.blake3: o.size for o in fresh if o.blake3 not in missing}
         for f in state.files:
-            if f.sha256 in sizes:
+            if f.blake3 in sizes:
                 stats.files_already_stored += 1
         stats.bytes_already_stored += sum(sizes.values())
         for sha in sizes:
             state.objects[sha].completed = True
 
     def _presign(self, state: UploadState, objects: list[ObjectState]) -> dict[str, dict[int, str]]:
-        """Start or continue the uploads of ``objects``; their part URLs by sha256."""
+        """Start or continue the uploads of ``objects``; their part URLs by blake3."""
         assert state.datastore_id is not None
         urls: dict[str, dict[int, str]] = {}
         for start in range(0, len(objects), PRESIGN_BATCH):
@@ -418,7 +418,7 @@ class DatastoreUploader:
                     key=o.key,
                     part_count=str(_part_count(o.size, state.part_size)),
                     upload_id=o.upload_id,
-                    sha256=o.sha256,
+                    blake3=o.blake3,
                     size_bytes=o.size,
                     part_size_bytes=state.part_size,
                 )
@@ -432,7 +432,7 @@ class DatastoreUploader:
                 if answer.upload_id != obj.upload_id:
                     obj.upload_id, obj.etags = answer.upload_id, {}
                 obj.part_count = int(answer.part_count or 1)
-                urls[obj.sha256] = {int(u.part_number): u.url for u in answer.urls or []}
+                urls[obj.blake3] = {int(u.part_number): u.url for u in answer.urls or []}
         self.states.save(state)
         return urls
 
@@ -458,7 +458,7 @@ class DatastoreUploader:
                 if n in obj.etags:
                     resumed += length
                 else:
-                    parts.append((obj, Part(obj.sha256, n, Path(obj.local), offset, length)))
+                    parts.append((obj, Part(obj.blake3, n, Path(obj.local), offset, length)))
         stats.bytes_resumed += resumed
         self.progress.stage(f"uploading {len(todo)} objects in {len(parts)} parts")
         self.progress.start(sum(o.size for o in todo), resumed)
@@ -482,7 +482,7 @@ class DatastoreUploader:
             with lock:
                 if refresh:
                     urls.update(self._presign(state, [obj]))
-                return urls[obj.sha256][number]
+                return urls[obj.blake3][number]
 
         def send(obj: ObjectState, part: Part) -> None:
             size, mtime = expected[str(part.local)]
@@ -532,7 +532,7 @@ class DatastoreUploader:
         assert state.datastore_id is not None
         recorded = set(state.recorded)  # by a same-host upload
         entries = [
-            schemas.ManifestEntry(path=f.path, sha256=f.sha256 or "", size_bytes=f.size, mode=f.mode)
+            schemas.ManifestEntry(path=f.path, blake3=f.blake3 or "", size_bytes=f.size, mode=f.mode)
             for f in state.files
             if f.path not in recorded
         ]

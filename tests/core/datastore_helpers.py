@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from grid_ops import digests
 from grid_ops.client import GridClient, set_client
 from tests.core.controlplane import ControlPlane
 
@@ -72,7 +73,7 @@ def read_version(client: GridClient, ref: str) -> dict[str, tuple[bytes, int]]:
         assert f.url is not None
         answer = PLAIN.get(f.url, timeout=30)
         assert answer.status_code == 200, answer.text
-        assert hashlib.sha256(answer.content).hexdigest() == f.sha256
+        assert digests.of_bytes(answer.content) == f.blake3
         out[f.filename] = (answer.content, f.mode or 0)
     return out
 
@@ -132,8 +133,8 @@ def put(url: str, data: bytes) -> str:
     return answer.headers["ETag"].strip('"')
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def blake3_hex(data: bytes) -> str:
+    return digests.of_bytes(data)
 
 
 def md5(data: bytes) -> str:
@@ -174,9 +175,12 @@ def seen(cp: ControlPlane, experiment: str, cluster: str = "local") -> tuple[dic
 
 
 def expected_view(root: Path) -> dict[str, tuple[str, int]]:
-    """A source tree as an experiment should see it mounted: path -> (sha256, read-only mode)."""
+    """A source tree as an experiment should see it mounted: path -> (SHA-256, as INSPECT hashes, and mode)."""
     return {
-        p.relative_to(root).as_posix(): (sha(p.read_bytes()), 0o555 if p.stat().st_mode & 0o111 else 0o444)
+        p.relative_to(root).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            0o555 if p.stat().st_mode & 0o111 else 0o444,
+        )
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }

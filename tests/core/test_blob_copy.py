@@ -1,30 +1,43 @@
-"""The one-pass copy behind same-host uploads: the stored bytes are the bytes hashed, nothing is visible
-before it is kept, and a copy dropped or interrupted leaves no file behind."""
+"""The copy behind same-host uploads: the stored bytes are the bytes hashed, nothing is visible before it
+is kept, and a copy dropped or interrupted leaves no file behind; for small files (through memory), large
+ones (copied by the kernel, hashed from the copy) and large ones where the kernel cannot copy."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from grid_ops.server.storage.blob_copy import CHUNK, BlobCopier
+import pytest
+
+from grid_ops import digests
+from grid_ops.server.storage.blob_copy import KERNEL_CHUNK, SMALL, BlobCopier
 
 
 def _open(path: Path) -> int:
     return os.open(path, os.O_RDONLY)
 
 
-def test_copy_hashes_the_bytes_it_stores_and_is_invisible_until_kept(tmp_path: Path) -> None:
+SIZES = [
+    pytest.param(SMALL - 1, True, id="small"),
+    pytest.param(2 * KERNEL_CHUNK + 12_345, True, id="large"),  # several kernel copies and a partial one
+    pytest.param(2 * KERNEL_CHUNK + 12_345, False, id="large-through-memory"),
+]
+
+
+@pytest.mark.parametrize(("length", "kernel"), SIZES)
+def test_copy_hashes_the_bytes_it_stores_and_is_invisible_until_kept(tmp_path: Path, length: int, kernel: bool) -> None:
     tmp_dir, blobs = tmp_path / "tmp", tmp_path / "blobs"
     tmp_dir.mkdir()
-    data = os.urandom(3 * CHUNK + 12_345)  # several chunks and a partial one
+    data = os.urandom(length)
     (tmp_path / "src").write_bytes(data)
+    copier = BlobCopier(tmp_dir)
+    copier.kernel_copies = kernel
     fd = _open(tmp_path / "src")
     try:
-        copy, size, sha = BlobCopier(tmp_dir).copy(fd, len(data))
+        copy, size, sha = copier.copy(fd, len(data))
     finally:
         os.close(fd)
-    assert (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (size, sha) == (len(data), digests.of_bytes(data))
     assert not list(tmp_dir.iterdir()) or copy.named is not None  # unnamed where the system allows it
     target = blobs / sha[:2] / sha
     assert not target.exists()
@@ -33,16 +46,22 @@ def test_copy_hashes_the_bytes_it_stores_and_is_invisible_until_kept(tmp_path: P
     assert not list(tmp_dir.iterdir())  # nothing left to clean up
 
 
-def test_a_shorter_source_copies_what_is_there_and_discard_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("length", "kernel"), SIZES)
+def test_a_shorter_source_copies_what_is_there_and_discard_leaves_nothing(
+    tmp_path: Path, length: int, kernel: bool
+) -> None:
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
-    (tmp_path / "src").write_bytes(b"short")
+    data = os.urandom(length // 2)
+    (tmp_path / "src").write_bytes(data)
+    copier = BlobCopier(tmp_dir)
+    copier.kernel_copies = kernel
     fd = _open(tmp_path / "src")
     try:
-        copy, size, sha = BlobCopier(tmp_dir).copy(fd, 1000)  # the scan said 1000 bytes
+        copy, size, sha = copier.copy(fd, length)  # the scan said ``length`` bytes
     finally:
         os.close(fd)
-    assert (size, sha) == (5, hashlib.sha256(b"short").hexdigest())  # the caller sees the size differ
+    assert (size, sha) == (len(data), digests.of_bytes(data))  # the caller sees the size differ
     copy.discard()
     assert not list(tmp_dir.iterdir())
 

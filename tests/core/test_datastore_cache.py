@@ -6,6 +6,7 @@ whose cache holds 150,000 bytes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,7 +19,15 @@ import pytest
 import grid_ops.runner.datastore as node_cache
 from grid_ops import Datastore, Run
 from tests.core.controlplane import ControlPlane
-from tests.core.datastore_helpers import inspect_project, make_tree, point_sdk_at, random_bytes, seen, sha, unique
+from tests.core.datastore_helpers import (
+    blake3_hex,
+    inspect_project,
+    make_tree,
+    point_sdk_at,
+    random_bytes,
+    seen,
+    unique,
+)
 from tests.core.test_datastore_guards import locked, web  # noqa: F401  (the control plane with a small cache)
 
 RUNNER = Path(node_cache.__file__).parent
@@ -27,7 +36,7 @@ RUNNER = Path(node_cache.__file__).parent
 def files_of(root: Path) -> list[dict[str, Any]]:
     """A version's listing as the control plane gives it, pointing at local files to copy."""
     return [
-        {"path": p.name, "sizeBytes": p.stat().st_size, "mode": 0o644, "localPath": str(p), "url": "", "sha256": ""}
+        {"path": p.name, "sizeBytes": p.stat().st_size, "mode": 0o644, "localPath": str(p), "url": "", "blake3": ""}
         for p in sorted(root.iterdir())
     ]
 
@@ -84,7 +93,7 @@ def test_runs_keep_the_node_cache_within_its_limit_without_evicting_a_version_in
     sdk: ControlPlane, tmp_path: Path
 ) -> None:
     name = unique("cached")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     versions = []
     for i in range(3):  # three versions of 100,000 bytes: two do not fit in 150,000
         src = make_tree(tmp_path / f"v{i}", {"data.bin": random_bytes(100_000, seed + i)})
@@ -112,7 +121,7 @@ def test_runs_keep_the_node_cache_within_its_limit_without_evicting_a_version_in
     assert third.wait(timeout=60) == "succeeded"
     assert {b, c} <= cached(sdk)  # over the limit for now: version 2 is in use, version 3 was just used
     got, _log = seen(sdk, f"{third.name}-exp0")
-    assert got["files"]["data.bin"][0] == sha(random_bytes(100_000, seed + 2))
+    assert got["files"]["data.bin"][0] == hashlib.sha256(random_bytes(100_000, seed + 2)).hexdigest()
     sleeper.cancel()
     assert sleeper.wait(timeout=60) == "cancelled"
     again = run(1)

@@ -6,7 +6,6 @@ uploads off, allows one URL prefix of a local web server, and lowers the unpack 
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import json
 import os
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from grid_ops import Datastore
+from grid_ops import Datastore, digests
 from grid_ops.errors import GridError
 from grid_ops.upload import same_host
 from grid_ops.upload.progress import Progress
@@ -28,12 +27,12 @@ from grid_ops.upload.transfer import SourceChanged
 from tests.core.controlplane import ControlPlane, add_user, start_control_plane
 from tests.core.datastore_helpers import (
     Raw,
+    blake3_hex,
     client_of,
     make_tree,
     point_sdk_at,
     random_bytes,
     read_version,
-    sha,
     tree_of,
     unique,
 )
@@ -105,7 +104,7 @@ def test_same_host_upload_copies_from_disk_and_stores_each_content_once(
 ) -> None:
     point_sdk_at(monkeypatch, cp, tmp_path / "home")
     name = unique("samehost")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     src = make_tree(tmp_path / "data", {f"d/f{i}.bin": random_bytes(30_000 + i, seed + i) for i in range(6)})
     (src / "twin.bin").write_bytes((src / "d" / "f0.bin").read_bytes())  # same content, stored once
     (src / "run.sh").write_bytes(b"#!/bin/sh\n")
@@ -118,14 +117,14 @@ def test_same_host_upload_copies_from_disk_and_stores_each_content_once(
     assert stats.bytes_copied_on_host == first.size == sum(len(d) for d, _ in tree_of(src).values())
     assert read_version(client_of(cp), f"{name}:1") == tree_of(src)  # content and modes
     new = blobs_of(cp) - before
-    assert new == {sha(d) for d, _ in tree_of(src).values()} and len(new) == 7  # the twin shares f0's blob
+    assert new == {blake3_hex(d) for d, _ in tree_of(src).values()} and len(new) == 7  # the twin shares f0's blob
 
     changed = f"changed {name}".encode()  # content no other test stored for this user
     (src / "d" / "f3.bin").write_bytes(changed)
     second = Datastore(name=name, source=src)
     second.upload()
     assert read_version(client_of(cp), f"{name}:2") == tree_of(src)
-    assert blobs_of(cp) - before - new == {sha(changed)}  # only the new content was added
+    assert blobs_of(cp) - before - new == {blake3_hex(changed)}  # only the new content was added
     assert not list((tmp_path / "home" / "uploads").glob("*"))  # progress (and the probe file) gone
 
 
@@ -134,7 +133,7 @@ def test_files_unchanged_since_an_earlier_upload_are_not_read_again(
 ) -> None:
     point_sdk_at(monkeypatch, cp, tmp_path / "home")
     name = unique("cached-hashes")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     src = make_tree(tmp_path / "data", {f"f{i}.bin": random_bytes(20_000, seed + i) for i in range(5)})
     time.sleep(2.1)  # files changed in the last two seconds are never trusted by their times alone
     Datastore(name=name, source=src).upload()
@@ -164,7 +163,7 @@ def test_an_interrupted_same_host_upload_resumes_with_the_files_not_recorded(
     monkeypatch.setattr(same_host, "IN_FLIGHT", 1)
     point_sdk_at(monkeypatch, cp, tmp_path / "home")
     name = unique("interrupted")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     src = make_tree(tmp_path / "data", {f"f{i}.bin": random_bytes(10_000, seed + i) for i in range(6)})
     with pytest.raises(KeyboardInterrupt):
         Datastore(name=name, source=src).upload(progress=StopAfterBatch())
@@ -199,7 +198,7 @@ def test_a_file_changed_during_a_same_host_upload_is_named_and_not_stored(
     message = str(caught.value)
     assert "1 file(s) of" in message and "changed during the upload" in message and "b.bin" in message
     assert f"grid-ops datastore delete --name {name} --version 1" in message
-    assert sha(b"edited while uploading"[::-1]) not in blobs_of(cp)
+    assert blake3_hex(b"edited while uploading"[::-1]) not in blobs_of(cp)
     assert Raw(cp).ok("GET", f"/{name}:1")["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_UNSPECIFIED"
 
 
@@ -229,14 +228,14 @@ def test_same_host_requests_are_checked(cp: ControlPlane, tmp_path: Path) -> Non
     }
     stale = raw.ok("POST", f"/{ds['id']}/local-files", json=body(mtimeNs=st.st_mtime_ns - 1))
     assert stale["changed"] == ["x.bin"] and stale["files"] == []
-    wrong_hash = raw.ok("POST", f"/{ds['id']}/local-files", json=body(sha256=sha(b"other")))
+    wrong_hash = raw.ok("POST", f"/{ds['id']}/local-files", json=body(blake3=blake3_hex(b"other")))
     assert wrong_hash["changed"] == ["x.bin"]
     database = next((cp.home / "server").glob("*.db"))  # the control plane's own files are never read
     dbst = database.stat()
     own = body(localPath=str(database), sizeBytes=dbst.st_size, mtimeNs=dbst.st_mtime_ns)
     assert raw.ok("POST", f"/{ds['id']}/local-files", json=own)["unavailable"] == ["x.bin"]
     good = raw.ok("POST", f"/{ds['id']}/local-files", json=body())
-    assert good["files"] == [{"path": "x.bin", "sha256": sha(b"x" * 100), "sizeBytes": 100}]
+    assert good["files"] == [{"path": "x.bin", "blake3": blake3_hex(b"x" * 100), "sizeBytes": 100}]
     done = raw.ok("POST", f"/{ds['id']}/completed")
     assert (done["spec"]["fileCount"], done["spec"]["sizeBytes"]) == (1, 100)
     r = raw.call("POST", f"/{ds['id']}/local-files", json=body())
@@ -369,7 +368,7 @@ def test_an_uploaded_archive_over_the_unpack_limits_fails_the_version_and_stores
         and "nothing was unpacked" in got["status"]["message"]
     )
     assert (got["spec"]["fileCount"], got["spec"]["sizeBytes"]) == (0, 0)
-    assert not {sha(d) for d in files.values()} & blobs_of(locked)
+    assert not {blake3_hex(d) for d in files.values()} & blobs_of(locked)
     assert not list((locked.home / "server" / "datastores" / "work").glob("*"))
     r = locked.call("GET", f"/v1/core/datastores/{got['id']}/files")
     assert r.status_code == 409
@@ -388,7 +387,7 @@ def test_a_downloaded_zip_bomb_fails_the_version_naming_the_limit(locked: Contro
     assert failed["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_FAILED"
     assert "bomb.zip unpacks to more than 50 times its own size" in failed["status"]["message"]
     assert "datastores.unpack_max_ratio" in failed["status"]["message"]
-    assert hashlib.sha256(bytes(ZEROS)).hexdigest() not in blobs_of(locked)
+    assert digests.of_bytes(bytes(ZEROS)) not in blobs_of(locked)
 
 
 def test_datastore_settings_are_validated_with_clear_errors(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ from grid_ops.errors import ConflictError
 from tests.core.controlplane import ControlPlane, add_user
 from tests.core.datastore_helpers import (
     Raw,
+    blake3_hex,
     expected_view,
     inspect_project,
     make_tree,
     point_sdk_at,
     random_bytes,
     seen,
-    sha,
     unique,
 )
 
@@ -60,7 +60,7 @@ def create_run(
 
 def test_a_run_mounts_the_pinned_version_read_only(sdk: ControlPlane, tmp_path: Path) -> None:
     name = unique("mounted")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     data = make_tree(
         tmp_path / "data",
         {"train/a.csv": b"x,y\n1,2\n", "run.sh": b"#!/bin/sh\necho mounted\n", "big.bin": random_bytes(300_000, seed)},
@@ -87,7 +87,7 @@ def test_a_run_mounts_the_pinned_version_read_only(sdk: ControlPlane, tmp_path: 
     assert {path: (digest, mode) for path, (digest, mode, _) in got["files"].items()} == first_view
     assert got["folders"] and all(mode & 0o222 == 0 for mode in got["folders"])  # nothing writable
     assert got["link"] == str(cache / "train")  # the relative mount path links there
-    big = sha((data / "big.bin").read_bytes())
+    big = blake3_hex((data / "big.bin").read_bytes())
     blob = sdk.home / "server" / "datastores" / "local" / "blobs" / sdk.user_id / big[:2] / big
     assert got["files"]["big.bin"][2] != blob.stat().st_ino  # a copy: experiments cannot reach the store
     assert FETCHED in log and "(3 copied from the local store, 0 downloaded" in log
@@ -106,7 +106,7 @@ def test_a_run_mounts_the_pinned_version_read_only(sdk: ControlPlane, tmp_path: 
 
 def test_twenty_experiments_of_a_run_fetch_the_version_once(sdk: ControlPlane, tmp_path: Path) -> None:
     name = unique("twenty")
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     data = make_tree(tmp_path / "data", {f"shard-{i}.bin": random_bytes(100_000, seed + i) for i in range(5)})
     ds = upload(name, data)
     run = Run(run_command='python3 inspect_ds.py --i "range(20)"', datastore=ds)

@@ -31,6 +31,7 @@ from grid_ops.upload.transfer import SourceChanged
 from tests.core.controlplane import ControlPlane, add_user
 from tests.core.datastore_helpers import (
     Raw,
+    blake3_hex,
     client_of,
     make_tree,
     md5,
@@ -38,7 +39,6 @@ from tests.core.datastore_helpers import (
     put,
     random_bytes,
     read_version,
-    sha,
     tree_of,
     unique,
 )
@@ -218,7 +218,7 @@ def test_upload_again_with_the_same_arguments_resumes_and_detects_changed_files(
     monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
     monkeypatch.setenv("GRID_OPS_UPLOAD_SAME_HOST", "0")
     name = unique("resumed")
-    seed = int(sha(name.encode())[:8], 16)  # content no other test stores
+    seed = int(blake3_hex(name.encode())[:8], 16)  # content no other test stores
     src = make_tree(tmp_path / "data", {f"part-{i:02d}.bin": random_bytes(40_000, seed + i) for i in range(4)})
     with pytest.raises(KeyboardInterrupt):
         Datastore(name=name, source=src).upload(progress=StopAfter(5))
@@ -259,7 +259,7 @@ def test_completing_twice_is_harmless_and_every_part_is_checked(cp: ControlPlane
     assert (ds["spec"]["version"], ds["status"]["phase"]) == (1, "DATASTORE_OPTIMIZATION_STATUS_UNSPECIFIED")
     data = random_bytes(250, 1)
     (obj,) = raw.presign(
-        ds["id"], {"key": "a.bin", "partCount": "3", "sha256": sha(data), "sizeBytes": 250, "partSizeBytes": 100}
+        ds["id"], {"key": "a.bin", "partCount": "3", "blake3": blake3_hex(data), "sizeBytes": 250, "partSizeBytes": 100}
     )
     assert [u["partNumber"] for u in obj["urls"]] == ["1", "2", "3"]
     urls = {int(u["partNumber"]): u["url"] for u in obj["urls"]}
@@ -287,7 +287,7 @@ def test_completing_twice_is_harmless_and_every_part_is_checked(cp: ControlPlane
 
     for _ in range(2):  # twice: harmless
         assert raw.complete_parts(ds["id"], "a.bin", obj["uploadId"], etags).status_code == 200
-    manifest = {"files": [{"path": "dir/a.bin", "sha256": sha(data), "sizeBytes": 250, "mode": 0o640}]}
+    manifest = {"files": [{"path": "dir/a.bin", "blake3": blake3_hex(data), "sizeBytes": 250, "mode": 0o640}]}
     assert raw.ok("POST", f"/{ds['id']}/manifest", json=manifest) == {"fileCount": 1, "sizeBytes": 250}
     for _ in range(2):
         done = raw.ok("POST", f"/{ds['id']}/completed")
@@ -325,16 +325,18 @@ def test_content_that_does_not_match_its_hash_or_is_not_stored_is_refused(cp: Co
     raw, name = Raw(cp), unique("hashes")
     ds = raw.create(name)
     data = b"the real bytes"
-    (obj,) = raw.presign(ds["id"], {"key": "x", "partCount": "1", "sha256": sha(b"other"), "sizeBytes": len(data)})
+    (obj,) = raw.presign(
+        ds["id"], {"key": "x", "partCount": "1", "blake3": blake3_hex(b"other"), "sizeBytes": len(data)}
+    )
     etag = put(obj["urls"][0]["url"], data)
     r = raw.complete_parts(ds["id"], "x", obj["uploadId"], {1: etag})
-    assert r.status_code == 409 and f"not the declared {sha(b'other')}" in r.json()["message"]
-    entry = {"path": "x", "sha256": sha(b"never uploaded"), "sizeBytes": 14}
+    assert r.status_code == 409 and f"not the declared {blake3_hex(b'other')}" in r.json()["message"]
+    entry = {"path": "x", "blake3": blake3_hex(b"never uploaded"), "sizeBytes": 14}
     r = raw.call("POST", f"/{ds['id']}/manifest", json={"files": [entry]})
     assert r.status_code == 409 and "is not stored yet: 'x'" in r.json()["message"]
-    assert raw.ok("POST", f"/{ds['id']}/missing-blobs", json={"blobs": [{"sha256": sha(b"nope"), "sizeBytes": 4}]}) == {
-        "missing": [sha(b"nope")]
-    }
+    assert raw.ok(
+        "POST", f"/{ds['id']}/missing-blobs", json={"blobs": [{"blake3": blake3_hex(b"nope"), "sizeBytes": 4}]}
+    ) == {"missing": [blake3_hex(b"nope")]}
     for bad in ("../x", "/abs", "a//b", "a/./b"):
         r = raw.call("POST", f"/{ds['id']}/presigned-urls", json={"objects": [{"key": bad, "partCount": "1"}]})
         assert r.status_code == 400 and "invalid file path" in r.json()["message"], bad

@@ -15,6 +15,7 @@ from grid_ops.errors import GridError
 from tests.core.controlplane import ControlPlane, start_control_plane
 from tests.core.datastore_helpers import (
     Raw,
+    blake3_hex,
     client_of,
     expected_view,
     inspect_project,
@@ -25,7 +26,6 @@ from tests.core.datastore_helpers import (
     random_bytes,
     read_version,
     seen,
-    sha,
     tree_of,
     unique,
 )
@@ -80,7 +80,7 @@ def keys(moto: S3Server, prefix: str) -> list[str]:
 
 
 def source(root: Path, name: str, big: int = 11 * MIB) -> Path:
-    seed = int(sha(name.encode())[:8], 16)
+    seed = int(blake3_hex(name.encode())[:8], 16)
     files = {f"small/{i}.txt": f"{name} {i}\n".encode() for i in range(5)}
     files["big.bin"] = random_bytes(big, seed)
     return make_tree(root, files)
@@ -99,7 +99,7 @@ def test_a_directory_uploads_straight_to_the_bucket_in_parts(sdk: ControlPlane, 
     assert all((f.url or "").startswith(moto.url + f"/{BUCKET}/{PREFIX}/blobs/") for f in files)
     assert read_version(client, ds.id or "") == tree_of(src)
     stored = keys(moto, f"{PREFIX}/blobs/{sdk.user_id}/")
-    assert sorted(k.rsplit("/", 1)[1] for k in stored) == sorted({f.sha256 or "" for f in files})
+    assert sorted(k.rsplit("/", 1)[1] for k in stored) == sorted({f.blake3 or "" for f in files})
     assert not (sdk.home / "server" / "datastores" / "s3").exists()  # no bytes on the control plane's disk
 
 
@@ -120,7 +120,7 @@ def test_versions_share_content_in_the_bucket_and_deleting_one_keeps_the_other(
     first.delete()
     after = set(keys(moto, blob_prefix))
     gone = before - after
-    assert [k.rsplit("/", 1)[1] for k in gone] == [sha(f"{name} 0\n".encode())]  # only what v2 does not use
+    assert [k.rsplit("/", 1)[1] for k in gone] == [blake3_hex(f"{name} 0\n".encode())]  # only what v2 does not use
     assert read_version(client_of(sdk, "s3"), f"{name}:2") == tree_of(src)
 
 
@@ -137,7 +137,7 @@ def test_parts_are_checked_against_what_s3_holds(sdk: ControlPlane, moto: S3Serv
     raw = Raw(sdk, "s3")
     ds = raw.create(unique("s3wire"))
     data = random_bytes(5 * MIB + 10, 77)
-    obj: dict[str, Any] = {"key": "x.bin", "sha256": sha(data), "sizeBytes": len(data)}
+    obj: dict[str, Any] = {"key": "x.bin", "blake3": blake3_hex(data), "sizeBytes": len(data)}
     r = raw.call(
         "POST", f"/{ds['id']}/presigned-urls", json={"objects": [{**obj, "partCount": "2", "partSizeBytes": MIB}]}
     )
@@ -157,7 +157,7 @@ def test_parts_are_checked_against_what_s3_holds(sdk: ControlPlane, moto: S3Serv
     raw.ok(
         "POST",
         f"/{ds['id']}/manifest",
-        json={"files": [{"path": "x.bin", "sha256": sha(data), "sizeBytes": len(data)}]},
+        json={"files": [{"path": "x.bin", "blake3": blake3_hex(data), "sizeBytes": len(data)}]},
     )
     for _ in range(2):
         assert raw.ok("POST", f"/{ds['id']}/completed")["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
@@ -167,9 +167,9 @@ def test_parts_are_checked_against_what_s3_holds(sdk: ControlPlane, moto: S3Serv
 def test_an_object_of_one_part_is_a_single_put_checked_like_a_part(sdk: ControlPlane, moto: S3Server) -> None:
     raw = Raw(sdk, "s3")
     ds = raw.create(unique("s3single"))
-    data = random_bytes(300_000, int(sha(ds["name"].encode())[:8], 16))
-    key = f"{PREFIX}/blobs/{sdk.user_id}/{sha(data)[:2]}/{sha(data)}"
-    obj = {"key": "one.bin", "sha256": sha(data), "sizeBytes": len(data), "partCount": "1", "partSizeBytes": MIB}
+    data = random_bytes(300_000, int(blake3_hex(ds["name"].encode())[:8], 16))
+    key = f"{PREFIX}/blobs/{sdk.user_id}/{blake3_hex(data)[:2]}/{blake3_hex(data)}"
+    obj = {"key": "one.bin", "blake3": blake3_hex(data), "sizeBytes": len(data), "partCount": "1", "partSizeBytes": MIB}
     (up,) = raw.presign(ds["id"], obj)
     (url,) = [u["url"] for u in up["urls"]]
     uploads = moto.client().list_multipart_uploads(Bucket=BUCKET, Prefix=key).get("Uploads", [])
@@ -184,7 +184,7 @@ def test_an_object_of_one_part_is_a_single_put_checked_like_a_part(sdk: ControlP
     assert put(again["urls"][0]["url"], data) == md5(data)
     for _ in range(2):
         assert raw.complete_parts(ds["id"], "one.bin", up["uploadId"], {1: md5(data)}).status_code == 200
-    manifest = {"files": [{"path": "one.bin", "sha256": sha(data), "sizeBytes": len(data)}]}
+    manifest = {"files": [{"path": "one.bin", "blake3": blake3_hex(data), "sizeBytes": len(data)}]}
     raw.ok("POST", f"/{ds['id']}/manifest", json=manifest)
     assert raw.ok("POST", f"/{ds['id']}/completed")["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
     assert read_version(client_of(sdk, "s3"), ds["id"]) == {"one.bin": (data, 0o644)}
@@ -209,7 +209,7 @@ def test_an_interrupted_s3_upload_resumes_with_the_missing_parts(
 ) -> None:
     monkeypatch.setenv("GRID_OPS_UPLOAD_THREADS", "1")
     name = unique("s3resume")
-    src = make_tree(tmp_path / "data", {"big.bin": random_bytes(16 * MIB, int(sha(name.encode())[:8], 16))})
+    src = make_tree(tmp_path / "data", {"big.bin": random_bytes(16 * MIB, int(blake3_hex(name.encode())[:8], 16))})
     with pytest.raises(KeyboardInterrupt):
         Datastore(name=name, source=src).upload(progress=StopAfter(1))
     again = Datastore(name=name, source=src)
@@ -239,8 +239,8 @@ def test_twenty_experiments_on_s3_download_the_version_once(
     views, logs = zip(*(seen(sdk, f"{run.name}-exp{i}", "s3") for i in range(20)), strict=True)
     fetched = [line for log in logs for line in log.splitlines() if "fetched into this node's cache" in line]
     assert len(fetched) == 1 and sum(log.count("found in this node's cache") for log in logs) == 19
-    assert f"6 files, {ds.size} bytes (0 copied from the local store, 6 downloaded, {ds.size} bytes" in (
-        fetched[0]
+    assert (
+        f"6 files, {ds.size} bytes (0 copied from the local store, 6 downloaded, {ds.size} bytes" in (fetched[0])
     )  # every byte once, for twenty experiments
     cache = sdk.home / "server" / "datastore-cache" / (ds.id or "")
     for view in views:
@@ -255,7 +255,7 @@ def test_an_experiment_whose_version_cannot_be_fetched_fails_saying_why(
     src = make_tree(tmp_path / "data", {"kept.txt": f"{name} kept\n".encode(), "lost.txt": f"{name} lost\n".encode()})
     ds = Datastore(name=name, source=src)
     ds.upload()
-    lost = sha(f"{name} lost\n".encode())
+    lost = blake3_hex(f"{name} lost\n".encode())
     moto.client().delete_object(Bucket=BUCKET, Key=f"{PREFIX}/blobs/{sdk.user_id}/{lost[:2]}/{lost}")
     monkeypatch.chdir(inspect_project(tmp_path / "project"))
     run = Run(run_command="python3 inspect_ds.py", datastore=ds)

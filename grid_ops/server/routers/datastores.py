@@ -161,7 +161,7 @@ async def events(cluster_id: str, ref: str, session: SessionDep, user: UserDep) 
 
 @router.post("/{ref}/missing-blobs", response_model=MissingBlobsResponse)
 def missing_blobs(cluster_id: str, ref: str, body: MissingBlobsRequest, session: SessionDep, user: UserDep) -> Response:
-    """Addition: which of the given contents (sha256, size) you have not stored on this cluster yet."""
+    """Addition: which of the given contents (blake3, size) you have not stored on this cluster yet."""
     return wire_response(uploads.missing_blobs(session, user, cluster_id, ref, body))
 
 
@@ -192,7 +192,7 @@ def local_files(cluster_id: str, ref: str, body: LocalFilesRequest, request: Req
 
 @router.post("/{ref}/manifest", response_model=DatastoreManifestResponse)
 def manifest(cluster_id: str, ref: str, body: DatastoreManifestRequest, session: SessionDep, user: UserDep) -> Response:
-    """Addition: add files (path, sha256, size, mode) whose content is stored to an uploading version."""
+    """Addition: add files (path, blake3, size, mode) whose content is stored to an uploading version."""
     return wire_response(uploads.add_manifest(session, user, cluster_id, ref, body))
 
 
@@ -230,8 +230,8 @@ def files(
                 filename=f.path,
                 last_modified=as_utc(row.completed_at),
                 size_bytes=str(f.size),
-                url=store.download_url(blob_key(row.user_id, f.sha256), DOWNLOAD_URL_SECONDS, base),
-                sha256=f.sha256,
+                url=store.download_url(blob_key(row.user_id, f.blake3), DOWNLOAD_URL_SECONDS, base),
+                blake3=f.blake3,
                 mode=f.mode,
             )
             for f in rows

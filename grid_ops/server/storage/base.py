@@ -2,7 +2,7 @@
 and whole objects the control plane reads, writes and hands out download URLs for.
 
 Keys are ``/``-separated paths relative to the backend's root (a directory, or a bucket and prefix).
-Content lives at ``blobs/<owner>/<sha256[:2]>/<sha256>``; uploads that are not content blobs yet (an
+Content lives at ``blobs/<owner>/<blake3[:2]>/<blake3>``; uploads that are not content blobs yet (an
 archive to unpack, a file of the original client) are assembled at ``staging/<upload id>``.
 """
 
@@ -23,12 +23,12 @@ class StorageError(RuntimeError):
 
 
 class ContentMismatch(StorageError):
-    """Assembled bytes do not hash to the SHA-256 the client declared; nothing was stored."""
+    """Assembled bytes do not hash to the BLAKE3 the client declared; nothing was stored."""
 
 
-def blob_key(owner: str, sha256: str) -> str:
+def blob_key(owner: str, blake3: str) -> str:
     """Where the content with this hash is stored for ``owner``."""
-    return f"blobs/{owner}/{sha256[:2]}/{sha256}"
+    return f"blobs/{owner}/{blake3[:2]}/{blake3}"
 
 
 def staging_key(upload_id: str) -> str:
@@ -63,10 +63,10 @@ class PartInfo:
 
 @dataclass(frozen=True)
 class Assembled:
-    """A completed upload: its size and, where the backend read the bytes, their SHA-256."""
+    """A completed upload: its size and, where the backend read the bytes, their BLAKE3."""
 
     size: int
-    sha256: str | None
+    blake3: str | None
 
 
 class BlobStore(ABC):
@@ -96,10 +96,10 @@ class BlobStore(ABC):
         """The parts that arrived so far, by part number."""
 
     @abstractmethod
-    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_sha256: str | None = None) -> Assembled:
+    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_blake3: str | None = None) -> Assembled:
         """Assemble ``parts`` (in order) at ``ref.object_key``; completing again is harmless.
 
-        Where the backend reads the bytes, a SHA-256 other than ``expect_sha256`` raises ``ContentMismatch``
+        Where the backend reads the bytes, a BLAKE3 other than ``expect_blake3`` raises ``ContentMismatch``
         and stores nothing."""
 
     @abstractmethod

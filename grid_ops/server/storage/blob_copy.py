@@ -1,10 +1,16 @@
-"""Copy a file into a local store in one pass: read a chunk into a buffer, hash it, write it.
+"""Copy a file into a local store, hashing the very bytes stored, whatever happens to the source meanwhile.
 
-The hash is of the very bytes written (they pass through one private buffer), whatever happens to the
-source meanwhile, and every byte is read from the source once. The copy is an unnamed file (``O_TMPFILE``)
-in the store's folder: nobody sees it until it is linked at its content's address once complete and
-checked, and a crash before that leaves nothing to clean up (the kernel frees it). Where ``O_TMPFILE`` or
-``/proc/self/fd`` is missing, a temporary name in the store's ``tmp`` folder and a rename do the same.
+A small file (up to ``SMALL`` bytes) is read once into memory, hashed there and written from there, so its
+address is known before it is written. A larger one is copied by the kernel (``copy_file_range``: the
+bytes never pass through Python, and file systems that share extents make it a reflink) into the new file,
+then read back from that file, still in the page cache, to be hashed: nobody else can write to it.
+
+A new file is unnamed (``O_TMPFILE``): nobody sees it until it is linked at its content's address once
+complete and checked, and a crash before that leaves nothing to clean up (the kernel frees it). A small
+file's is made in the folder of its address (a link within one folder costs half of one across folders on
+ext4, which counts with a thousand small files); a large one's in the store's ``tmp`` folder. Where
+``O_TMPFILE`` or ``/proc/self/fd`` is missing, a temporary name and a rename do the same; where the kernel
+cannot copy between the two files, the bytes go through a buffer.
 
 No ``fsync``: like a plain file copy, the bytes are in the page cache when the blob is linked and written
 back by the kernel; a killed control plane loses nothing, a power cut may (see docs/performance.md).
@@ -14,20 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-CHUNK = 256 * 1024  # fits the CPU's L2 cache: the hash and the write read the buffer from there
+from grid_ops import digests
+
+CHUNK = 256 * 1024  # fits the CPU's L2 cache: the hash reads the buffer from there
+KERNEL_CHUNK = 4 * 1024 * 1024  # per copy_file_range call, then hashed from the copy in CHUNKs
+SMALL = 1024 * 1024  # files up to this size go through memory
 _buffers = threading.local()
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM}
 
 
 def _buffer() -> memoryview:
-    """This thread's reused copy buffer."""
+    """This thread's reused buffer."""
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
         view = _buffers.view = memoryview(bytearray(CHUNK))
@@ -35,16 +46,26 @@ def _buffer() -> memoryview:
 
 
 class TempBlob:
-    """A complete copy not yet visible in the store: linked at its address by ``keep``, or ``discard``-ed."""
+    """A complete copy not yet visible in the store: linked at its address by ``keep``, or ``discard``-ed.
+    A small one is still in memory (``data``) and gets its file in ``keep``."""
 
-    def __init__(self, fd: int, named: Path | None) -> None:
+    def __init__(self, copier: BlobCopier, fd: int, named: Path | None, data: bytearray | None = None) -> None:
+        self.copier = copier
         self.fd = fd
-        self.named = named  # None: an unnamed O_TMPFILE file
+        self.named = named  # None: an unnamed O_TMPFILE file (or none yet)
+        self.data = data
 
     def keep(self, target: Path, size: int) -> None:
         """Make the copy visible at ``target`` (a content address), unless that content is there already."""
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.data is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    if target.stat().st_size == size:
+                        return
+                self.fd, self.named = self.copier.new_file(target.parent)
+                _write_all(self.fd, memoryview(self.data))
+                self.data = None
             if self.named is None:
                 try:
                     _link(self.fd, target)
@@ -66,6 +87,7 @@ class TempBlob:
             self.discard()
 
     def discard(self) -> None:
+        self.data = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -89,41 +111,90 @@ def _temp_name(folder: Path) -> Path:
     return folder / f".tmp-{time.time_ns()}-{secrets.token_hex(6)}"
 
 
+def _write_all(fd: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+
+
+def _read_up_to(fd: int, size: int) -> bytearray:
+    """At most ``size`` bytes of ``fd`` (fewer if it is shorter now), in one buffer of their own."""
+    data = bytearray(size)
+    view = memoryview(data)
+    got = 0
+    while got < size and (n := os.readv(fd, [view[got:]])):
+        got += n
+    del view
+    del data[got:]
+    return data
+
+
+def _hash_range(fd: int, offset: int, count: int, digest: Any) -> None:
+    """Add ``count`` bytes of ``fd`` from ``offset`` to ``digest``, read through this thread's buffer."""
+    view = _buffer()
+    end = offset + count
+    while offset < end:
+        n = os.preadv(fd, [view[: min(CHUNK, end - offset)]], offset)
+        if n == 0:
+            raise OSError(errno.EIO, f"the copy is shorter than the {count} bytes just written to it")
+        digest.update(view[:n])
+        offset += n
+
+
+def _kernel_copy(source: int, target: int, count: int) -> int:
+    """``copy_file_range``: the bytes the kernel copied (0 at the source's end), or -1 when it cannot copy
+    between these two files (another file system, say)."""
+    try:
+        return os.copy_file_range(source, target, count)
+    except OSError as exc:
+        if exc.errno in _NO_KERNEL_COPY:
+            return -1
+        raise
+
+
 class BlobCopier:
-    """Copies open files into unnamed temporary files of one folder, hashing them on the way."""
+    """Copies open files into new, unnamed files of a local store, hashing what they hold."""
 
     def __init__(self, tmp_dir: Path) -> None:
         self.tmp_dir = tmp_dir
         self._unnamed = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self.kernel_copies = hasattr(os, "copy_file_range")
 
-    def _open(self) -> TempBlob:
+    def new_file(self, folder: Path) -> tuple[int, Path | None]:
+        """A new file in ``folder``, open for reading and writing: unnamed where the system allows it."""
         if self._unnamed:
             try:
-                return TempBlob(os.open(self.tmp_dir, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644), None)
+                return os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644), None
             except OSError as exc:
                 if exc.errno not in _NO_TMPFILE:
                     raise
                 self._unnamed = False  # this file system cannot: named temporary files from now on
-        named = _temp_name(self.tmp_dir)
-        return TempBlob(os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), named)
+        named = _temp_name(folder)
+        return os.open(named, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), named
 
     def copy(self, fd: int, size: int) -> tuple[TempBlob, int, str]:
         """Copy at most ``size`` bytes of the open file ``fd`` (fewer if it is shorter now) and hash them.
-        Returns the copy, the bytes copied and their SHA-256."""
-        blob = self._open()
+        Returns the copy, the bytes copied and their digest."""
+        if size <= SMALL:
+            data = _read_up_to(fd, size)
+            return TempBlob(self, -1, None, data), len(data), digests.of_bytes(data)
+        blob = TempBlob(self, *self.new_file(self.tmp_dir))
         try:
-            digest = hashlib.sha256()
-            view = _buffer()
+            digest = digests.new()
             copied = 0
+            kernel = self.kernel_copies
             while copied < size:
-                n = os.readv(fd, [view[: min(CHUNK, size - copied)]])
+                n = _kernel_copy(fd, blob.fd, min(KERNEL_CHUNK, size - copied)) if kernel else -1
+                if n < 0:  # the kernel cannot copy between these files: through memory
+                    kernel = False
+                    data = _read_up_to(fd, min(KERNEL_CHUNK, size - copied))
+                    _write_all(blob.fd, memoryview(data))
+                    digest.update(data)
+                    n = len(data)
+                else:
+                    _hash_range(blob.fd, copied, n, digest)
                 if n == 0:  # the source became shorter
                     break
-                chunk = view[:n]
-                digest.update(chunk)
-                written = 0
-                while written < n:
-                    written += os.write(blob.fd, chunk[written:])
                 copied += n
             return blob, copied, digest.hexdigest()
         except BaseException:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
+from grid_ops import digests
 from grid_ops.server.storage.base import Assembled, BlobStore, ContentMismatch, PartInfo, StorageError, UploadRef
 from grid_ops.server.storage.blob_copy import BlobCopier, TempBlob
 
@@ -141,16 +142,16 @@ class LocalStore(BlobStore):
                 found[number] = (st.st_mtime_ns, PartInfo(number=number, size=st.st_size, etag=m.group(2)))
         return {n: info for n, (_, info) in found.items()}
 
-    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_sha256: str | None = None) -> Assembled:
+    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_blake3: str | None = None) -> Assembled:
         target = self._path(ref.object_key)
         folder = self._parts_dir(ref.upload_id)
         files = [folder / f"{p.number}.{p.etag}" for p in parts]
         if not all(f.is_file() for f in files):
             if target.is_file() and not any(folder.glob("*.*")):  # assembled by an earlier call
-                return Assembled(size=target.stat().st_size, sha256=_sha256_of(target))
+                return Assembled(size=target.stat().st_size, blake3=digests.of_file(target))
             raise StorageError(f"parts of upload {ref.upload_id} are missing from {folder}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
+        digest = digests.new()
         if len(files) == 1:  # the common case: hash it, then move it into place without copying
             source = files[0]
             with source.open("rb") as f:
@@ -168,21 +169,21 @@ class LocalStore(BlobStore):
                             out.write(chunk)
                             size += len(chunk)
         sha = digest.hexdigest()
-        if expect_sha256 is not None and sha != expect_sha256:
+        if expect_blake3 is not None and sha != expect_blake3:
             if len(files) > 1:
                 source.unlink()
             raise ContentMismatch(
-                f"the {size} bytes uploaded for upload {ref.upload_id} have sha256 {sha}, not the declared "
-                f"{expect_sha256}"
+                f"the {size} bytes uploaded for upload {ref.upload_id} have blake3 {sha}, not the declared "
+                f"{expect_blake3}"
             )
         os.replace(source, target)
         shutil.rmtree(folder, ignore_errors=True)
-        return Assembled(size=size, sha256=sha)
+        return Assembled(size=size, blake3=sha)
 
     def copy_in(self, fd: int, size: int) -> tuple[TempBlob, int, str]:
         """Copy ``size`` bytes of the open file ``fd`` into a copy of the store nobody sees yet, hashing the
         bytes written on the way (``blob_copy.py``). Returns the copy (for ``keep_blob``), the bytes copied
-        and their SHA-256."""
+        and their BLAKE3."""
         return self._copier.copy(fd, size)
 
     def keep_blob(self, copy: TempBlob, key: str, size: int) -> None:
@@ -235,14 +236,3 @@ class LocalStore(BlobStore):
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
-
-
-def _sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read into one reused buffer."""
-    digest = hashlib.sha256()
-    buffer = bytearray(1024 * 1024)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()

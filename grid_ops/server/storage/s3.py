@@ -147,10 +147,10 @@ class S3Store(BlobStore):
                 return parts
             marker = int(answer["NextPartNumberMarker"])
 
-    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_sha256: str | None = None) -> Assembled:
+    def complete_upload(self, ref: UploadRef, parts: list[PartInfo], expect_blake3: str | None = None) -> Assembled:
         expected = sum(p.size for p in parts)
         if not ref.backend_upload_id:  # in place since its PUT; its size and ETag were checked from list_parts
-            return Assembled(size=expected, sha256=None)
+            return Assembled(size=expected, blake3=None)
         try:
             self._call(
                 "complete an upload",
@@ -164,7 +164,7 @@ class S3Store(BlobStore):
             # completed by an earlier call whose answer was lost: the object is there with its size
             if self._code(exc) != "NoSuchUpload" or self.object_size(ref.object_key) != expected:
                 raise
-        return Assembled(size=expected, sha256=None)
+        return Assembled(size=expected, blake3=None)
 
     def abort_upload(self, ref: UploadRef) -> None:
         if not ref.backend_upload_id:
