@@ -8,6 +8,7 @@ with SHA-NI on one core, and uses the CPU's vector units (figures in docs/perfor
 
 from __future__ import annotations
 
+import mmap
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def new() -> blake3:
     return blake3()
 
 
-def of_bytes(data: bytes | bytearray | memoryview) -> str:
+def of_bytes(data: bytes | bytearray | memoryview | mmap.mmap) -> str:
     """The digest of ``data``."""
     return blake3(data).hexdigest()
 

@@ -121,10 +121,11 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
     if not values:
         return
     dialect = session.get_bind().dialect.name
+    # executemany with one statement: a multi-row VALUES would be compiled anew for every count of rows
     if dialect == "postgresql":
-        session.execute(postgresql.insert(DatastoreBlobRow).values(values).on_conflict_do_nothing())
+        session.execute(postgresql.insert(DatastoreBlobRow).on_conflict_do_nothing(), values)
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(DatastoreBlobRow).values(values).on_conflict_do_nothing())
+        session.execute(sqlite.insert(DatastoreBlobRow).on_conflict_do_nothing(), values)
     else:  # pragma: no cover - other databases: check first
         for value in values:
             key = (value["cluster_id"], value["user_id"], value["blake3"])

@@ -29,7 +29,7 @@ from grid_ops.upload.state import StateStore, UploadState
 from grid_ops.upload.transfer import SourceChanged
 
 MIB = 1024 * 1024
-BATCH_BYTES = 128 * MIB
+BATCH_BYTES = 256 * MIB
 BATCH_FILES = 1000
 IN_FLIGHT = 2  # batches the server works on at once, so that its threads never wait for the next one
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

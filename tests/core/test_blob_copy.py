@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grid_ops import digests
-from grid_ops.server.storage.blob_copy import KERNEL_CHUNK, SMALL, BlobCopier
+from grid_ops.server.storage.blob_copy import CHUNK, SMALL, BlobCopier
 
 
 def _open(path: Path) -> int:
@@ -19,8 +19,8 @@ def _open(path: Path) -> int:
 
 SIZES = [
     pytest.param(SMALL - 1, True, id="small"),
-    pytest.param(2 * KERNEL_CHUNK + 12_345, True, id="large"),  # several kernel copies and a partial one
-    pytest.param(2 * KERNEL_CHUNK + 12_345, False, id="large-through-memory"),
+    pytest.param(2 * CHUNK + 12_345, True, id="large"),  # several kernel copies and a partial one
+    pytest.param(2 * CHUNK + 12_345, False, id="large-through-memory"),
 ]
 
 

@@ -3,7 +3,8 @@
 A small file (up to ``SMALL`` bytes) is read once into memory, hashed there and written from there, so its
 address is known before it is written. A larger one is copied by the kernel (``copy_file_range``: the
 bytes never pass through Python, and file systems that share extents make it a reflink) into the new file,
-then read back from that file, still in the page cache, to be hashed: nobody else can write to it.
+then hashed through a memory map of that file, still in the page cache: nobody else can write to it, and
+neither step holds the GIL, so the threads of a request copy in parallel with the server's other work.
 
 A new file is unnamed (``O_TMPFILE``): nobody sees it until it is linked at its content's address once
 complete and checked, and a crash before that leaves nothing to clean up (the kernel frees it). A small
@@ -20,29 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from grid_ops import digests
 
-CHUNK = 256 * 1024  # fits the CPU's L2 cache: the hash reads the buffer from there
-KERNEL_CHUNK = 4 * 1024 * 1024  # per copy_file_range call, then hashed from the copy in CHUNKs
+CHUNK = 4 * 1024 * 1024  # read at once where the kernel cannot copy
 SMALL = 1024 * 1024  # files up to this size go through memory
-_buffers = threading.local()
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM}
-
-
-def _buffer() -> memoryview:
-    """This thread's reused buffer."""
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(CHUNK))
-    return view
 
 
 class TempBlob:
@@ -129,27 +119,45 @@ def _read_up_to(fd: int, size: int) -> bytearray:
     return data
 
 
-def _hash_range(fd: int, offset: int, count: int, digest: Any) -> None:
-    """Add ``count`` bytes of ``fd`` from ``offset`` to ``digest``, read through this thread's buffer."""
-    view = _buffer()
-    end = offset + count
-    while offset < end:
-        n = os.preadv(fd, [view[: min(CHUNK, end - offset)]], offset)
-        if n == 0:
-            raise OSError(errno.EIO, f"the copy is shorter than the {count} bytes just written to it")
-        digest.update(view[:n])
-        offset += n
+def _kernel_copy(source: int, target: int, size: int) -> int:
+    """Up to ``size`` bytes of ``source`` copied into ``target`` by the kernel (``copy_file_range``, from
+    both files' positions; fewer if the source is shorter now), or -1 when it cannot copy between these two
+    files (another file system, say). The thread does not hold the GIL meanwhile."""
+    copied = 0
+    while copied < size:
+        try:
+            n = os.copy_file_range(source, target, size - copied)
+        except OSError as exc:
+            if copied == 0 and exc.errno in _NO_KERNEL_COPY:
+                return -1
+            raise
+        if n == 0:  # the source became shorter
+            break
+        copied += n
+    return copied
 
 
-def _kernel_copy(source: int, target: int, count: int) -> int:
-    """``copy_file_range``: the bytes the kernel copied (0 at the source's end), or -1 when it cannot copy
-    between these two files (another file system, say)."""
-    try:
-        return os.copy_file_range(source, target, count)
-    except OSError as exc:
-        if exc.errno in _NO_KERNEL_COPY:
-            return -1
-        raise
+def _hash_file(fd: int, size: int) -> str:
+    """The digest of the first ``size`` bytes of a copy nobody else can write to, read through a memory
+    map: BLAKE3 reads the pages where they are, without the GIL."""
+    if size == 0:
+        return digests.of_bytes(b"")
+    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as view:
+        return digests.of_bytes(view)
+
+
+def _copy_through_memory(source: int, target: int, size: int) -> tuple[int, str]:
+    """Copy up to ``size`` bytes through memory, hashing them; returns the bytes copied and their digest."""
+    digest = digests.new()
+    copied = 0
+    while copied < size:
+        data = _read_up_to(source, min(CHUNK, size - copied))
+        if not data:  # the source became shorter
+            break
+        _write_all(target, memoryview(data))
+        digest.update(data)
+        copied += len(data)
+    return copied, digest.hexdigest()
 
 
 class BlobCopier:
@@ -180,23 +188,11 @@ class BlobCopier:
             return TempBlob(self, -1, None, data), len(data), digests.of_bytes(data)
         blob = TempBlob(self, *self.new_file(self.tmp_dir))
         try:
-            digest = digests.new()
-            copied = 0
-            kernel = self.kernel_copies
-            while copied < size:
-                n = _kernel_copy(fd, blob.fd, min(KERNEL_CHUNK, size - copied)) if kernel else -1
-                if n < 0:  # the kernel cannot copy between these files: through memory
-                    kernel = False
-                    data = _read_up_to(fd, min(KERNEL_CHUNK, size - copied))
-                    _write_all(blob.fd, memoryview(data))
-                    digest.update(data)
-                    n = len(data)
-                else:
-                    _hash_range(blob.fd, copied, n, digest)
-                if n == 0:  # the source became shorter
-                    break
-                copied += n
-            return blob, copied, digest.hexdigest()
+            copied = _kernel_copy(fd, blob.fd, size) if self.kernel_copies else -1
+            if copied < 0:  # the kernel cannot copy between these files: through memory
+                copied, digest = _copy_through_memory(fd, blob.fd, size)
+                return blob, copied, digest
+            return blob, copied, _hash_file(blob.fd, copied)
         except BaseException:
             blob.discard()
             raise
