@@ -1,11 +1,12 @@
 """The ``datastores:`` section of the server config: same-host uploads, which ``http(s)`` sources the server
-may download, limits on unpacking archives, and the size of each node's cache of versions.
+may download and how much, limits on unpacking archives, and the size of each node's cache of versions.
 
 ```yaml
 datastores:
   same_host_ingest: true        # default: on for the embedded control plane only
   http_allow: [127.0.0.1, "http://files.internal:8080/data/"]
   http_allow_public: true       # any public address (default); false: only what http_allow lists
+  download_max_bytes: 53687091200  # 50 GiB per http(s) download
   unpack_max_bytes: 53687091200 # 50 GiB unpacked per version
   unpack_max_files: 1000000
   unpack_max_ratio: 200         # unpacked bytes per byte of archive
@@ -23,6 +24,7 @@ DEFAULT_UNPACK_MAX_BYTES = 50 * GIB
 DEFAULT_UNPACK_MAX_FILES = 1_000_000
 DEFAULT_UNPACK_MAX_RATIO = 200.0
 DEFAULT_NODE_CACHE_MAX_BYTES = 50 * GIB
+DEFAULT_DOWNLOAD_MAX_BYTES = 50 * GIB
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class DatastoreSettings:
     when they resolve to loopback, private or link-local addresses."""
     http_allow_public: bool = True
     """Whether ``http(s)`` sources on public addresses are allowed without being listed."""
+    download_max_bytes: int = DEFAULT_DOWNLOAD_MAX_BYTES
+    """The most an ``http(s)`` source may download (archive or not), checked against its announced length
+    before anything is read and while it is read."""
     unpack: UnpackLimits = field(default_factory=UnpackLimits)
     node_cache_max_bytes: int = DEFAULT_NODE_CACHE_MAX_BYTES
     """The most each node keeps of datastore versions; least recently used ones not in use go first
@@ -57,6 +62,7 @@ KEYS = {
     "same_host_ingest",
     "http_allow",
     "http_allow_public",
+    "download_max_bytes",
     "unpack_max_bytes",
     "unpack_max_files",
     "unpack_max_ratio",
@@ -93,6 +99,7 @@ def parse_datastore_settings(data: Any, error: type[ValueError]) -> DatastoreSet
         same_host_ingest=flag("same_host_ingest", None),
         http_allow=tuple(a.strip() for a in allow),
         http_allow_public=bool(flag("http_allow_public", True)),
+        download_max_bytes=number("download_max_bytes", DEFAULT_DOWNLOAD_MAX_BYTES, int, 1),
         unpack=UnpackLimits(
             max_bytes=number("unpack_max_bytes", DEFAULT_UNPACK_MAX_BYTES, int, 1),
             max_files=number("unpack_max_files", DEFAULT_UNPACK_MAX_FILES, int, 1),

@@ -60,6 +60,13 @@ def _get(url: str, settings: DatastoreSettings) -> requests.Response:
     raise SourceError(f"could not download {url}: more than {MAX_REDIRECTS} redirects")
 
 
+def _too_large(url: str, what: str, limit: int) -> str:
+    return (
+        f"could not download {url}: it {what}, over this control plane's limit of {limit} bytes per download "
+        "(datastores.download_max_bytes in its server config); nothing was stored"
+    )
+
+
 def fetch_http(url: str, work: Path, tree: Path, settings: DatastoreSettings | None = None) -> str:
     """Download ``url`` into ``tree``: a zip or tar archive is unpacked (within ``settings.unpack``), any
     other file kept by its name.
@@ -72,8 +79,16 @@ def fetch_http(url: str, work: Path, tree: Path, settings: DatastoreSettings | N
         with _get(url, settings) as answer:
             if answer.status_code >= 400:
                 raise SourceError(f"could not download {url}: HTTP {answer.status_code} {answer.reason}")
+            limit = settings.download_max_bytes
+            announced = answer.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) > limit:
+                raise SourceError(_too_large(url, f"is {int(announced)} bytes", limit))
+            received = 0
             with download.open("wb") as out:
                 for chunk in answer.iter_content(_CHUNK):
+                    received += len(chunk)
+                    if received > limit:
+                        raise SourceError(_too_large(url, f"sent more than {limit} bytes", limit))
                     out.write(chunk)
     except UrlRefused as exc:
         raise SourceError(f"could not download {url}: {exc}") from exc

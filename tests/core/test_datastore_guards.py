@@ -6,6 +6,7 @@ uploads off, allows one URL prefix of a local web server, and lowers the unpack 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -41,9 +42,20 @@ ZEROS = 400_000  # highly compressible: a few hundred bytes packed
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files, and ``/public/redirect`` answering a redirect to ``/private/data.tar.gz``."""
+    """Static files, ``/public/redirect`` answering a redirect to ``/private/data.tar.gz``, and
+    ``/public/endless`` sending zeros without announcing a length, until the client hangs up."""
 
     def do_GET(self) -> None:
+        if self.path.startswith("/public/endless"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            self.close_connection = True
+            chunk = bytes(64 * 1024)
+            with contextlib.suppress(OSError):
+                for _ in range(1000):  # 64 MiB at most, should the client not stop
+                    self.wfile.write(chunk)
+            return
         if self.path.startswith("/public/redirect"):
             self.send_response(302)
             self.send_header("Location", "/private/data.tar.gz")
@@ -71,6 +83,7 @@ cancel_grace_seconds: 2
 datastores:
   same_host_ingest: false
   http_allow: ["{prefix}"]
+  download_max_bytes: 2000000
   unpack_max_bytes: 1000000
   unpack_max_files: 20
   unpack_max_ratio: 50
@@ -390,6 +403,27 @@ def test_a_downloaded_zip_bomb_fails_the_version_naming_the_limit(locked: Contro
     assert digests.of_bytes(bytes(ZEROS)) not in blobs_of(locked)
 
 
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("big.bin", "it is 3000000 bytes"), ("endless", "it sent more than 2000000 bytes")],
+    ids=["announced", "streamed"],
+)
+def test_a_download_over_the_size_limit_fails_the_version_and_stores_nothing(
+    locked: ControlPlane, web: tuple[str, Path], name: str, says: str
+) -> None:
+    url, root = web
+    (root / "public" / "big.bin").write_bytes(random_bytes(3_000_000, 5))
+    raw = Raw(locked)
+    ds = raw.create(unique("toolarge"), source=f"{url}/public/{name}")
+    raw.ok("POST", f"/{ds['id']}/completed")
+    failed = raw.wait(ds["id"])
+    assert failed["status"]["phase"] == "DATASTORE_OPTIMIZATION_STATUS_FAILED"
+    message = failed["status"]["message"]
+    assert says in message and "datastores.download_max_bytes" in message, message
+    assert (failed["spec"]["fileCount"], failed["spec"]["sizeBytes"]) == (0, 0)
+    assert not list((locked.home / "server" / "datastores" / "work").glob("*"))
+
+
 def test_datastore_settings_are_validated_with_clear_errors(tmp_path: Path) -> None:
     from grid_ops.server.config import ConfigError, load_config
 
@@ -399,6 +433,7 @@ def test_datastore_settings_are_validated_with_clear_errors(tmp_path: Path) -> N
         ("datastores: {unpack_max_ratio: 0}\n", "datastores.unpack_max_ratio must be a number of at least 1"),
         ("datastores: {same_host_ingest: maybe}\n", "datastores.same_host_ingest must be true or false"),
         ("datastores: {unpack_limit: 3}\n", "datastores: unknown key(s) unpack_limit"),
+        ("datastores: {download_max_bytes: 0}\n", "datastores.download_max_bytes must be a number of at least 1"),
     ]:
         path = tmp_path / "c.yml"
         path.write_text(text + cluster)
