@@ -8,6 +8,7 @@ with SHA-NI on one core, and uses the CPU's vector units (figures in docs/perfor
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import re
 from pathlib import Path
@@ -27,6 +28,15 @@ def new() -> blake3:
 def of_bytes(data: bytes | bytearray | memoryview | mmap.mmap) -> str:
     """The digest of ``data``."""
     return blake3(data).hexdigest()
+
+
+def names_file(digest: str, path: str | Path) -> bool:
+    """Whether ``digest`` names the content of a file: its BLAKE3, or its SHA-256 for content named before
+    grid-ops used BLAKE3 (such names stay valid)."""
+    if of_file(path) == digest:
+        return True
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest() == digest
 
 
 def of_file(path: str | Path) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -674,7 +675,22 @@ class PresignedUploadUrl(WireModel):
     url: str
 
 
-class DatastoreUploadObject(WireModel):
+class NamedByBlake3(WireModel):
+    """A request part that names content: by ``blake3``. One from a grid-ops that named content by SHA-256
+    (``sha256``) is refused with a message saying so, instead of a missing field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sha256(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "sha256" in data and "blake3" not in data:
+            raise ValueError(
+                "names content by sha256, which this control plane no longer takes: content is named by its "
+                "BLAKE3 (field blake3); upgrade grid-ops where this request comes from"
+            )
+        return data
+
+
+class DatastoreUploadObject(NamedByBlake3):
     """``V1DatastoreUploadObject``: one file (or, with ``blake3``, one content blob) uploaded in parts.
 
     Additions: ``blake3`` and ``sizeBytes`` name content the server stores by hash; ``partSizeBytes`` lets
@@ -724,7 +740,7 @@ class CompletePresignedUrlsRequest(WireModel):
     objects: list[CompletePresignedUrlsUploadObject]
 
 
-class BlobRef(WireModel):
+class BlobRef(NamedByBlake3):
     """Our addition: content named by its BLAKE3 and size."""
 
     blake3: str
@@ -743,7 +759,7 @@ class MissingBlobsResponse(WireModel):
     missing: list[str]
 
 
-class ManifestEntry(WireModel):
+class ManifestEntry(NamedByBlake3):
     """Our addition: one file of a version: its path, content hash, size and permission bits."""
 
     path: str
@@ -789,7 +805,7 @@ class DatastoreManifestResponse(WireModel):
     size_bytes: int
 
 
-class LocalFile(WireModel):
+class LocalFile(NamedByBlake3):
     """Our addition: one file of a same-host upload, which the control plane copies from its own disk: its
     datastore ``path``, where it is (``localPath``, absolute) and what the client saw when it scanned it
     (``sizeBytes``, ``mtimeNs``). With ``blake3`` the server checks the copy against it."""

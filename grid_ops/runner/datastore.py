@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -52,23 +53,40 @@ _HELD: list[int] = []  # use locks of the versions this process mounts, held unt
 
 
 _HASHER: list[Any] = []  # the blake3 class, found once
+_HASHER_LOCK = threading.Lock()
+
+
+def _site_folders() -> list[str]:
+    """Where this Python's packages are installed: the virtual environment it belongs to (``-S`` leaves
+    ``sys.prefix`` at the base installation; ``pyvenv.cfg`` beside or above the executable says), the
+    installation itself, and the user's site-packages (``pip install --user``)."""
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+    prefixes = [d for d in (exe_dir, os.path.dirname(exe_dir)) if os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
+    found = [sysconfig.get_paths(vars={"base": p, "platbase": p}) for p in prefixes[:1]]
+    found.append(sysconfig.get_paths())
+    user_scheme = f"{os.name}_user"
+    if user_scheme in sysconfig.get_scheme_names():
+        with contextlib.suppress(KeyError):  # no user base where there is no home folder
+            found.append(sysconfig.get_paths(user_scheme))
+    return list(dict.fromkeys(paths[key] for paths in found for key in ("purelib", "platlib")))
 
 
 def _blake3() -> Any:
     """The ``blake3`` hasher class of grid-ops' own environment, or None when it is not installed there.
     The supervisor runs without site-packages on ``sys.path`` (``python -I -S``), so they are added here,
     only when a download needs them."""
-    if not _HASHER:
-        try:
-            module = importlib.import_module("blake3")
-        except ImportError:
-            paths = sysconfig.get_paths()
-            sys.path.extend(p for p in dict.fromkeys((paths["purelib"], paths["platlib"])) if p not in sys.path)
+    with _HASHER_LOCK:  # the download threads ask at once; sysconfig's first use is not thread-safe
+        if not _HASHER:
+            module: Any = None
             try:
                 module = importlib.import_module("blake3")
             except ImportError:
-                module = None
-        _HASHER.append(getattr(module, "blake3", None))
+                try:
+                    sys.path.extend(p for p in _site_folders() if p not in sys.path)
+                    module = importlib.import_module("blake3")
+                except (ImportError, OSError, KeyError):
+                    module = None
+            _HASHER.append(getattr(module, "blake3", None))
     return _HASHER[0]
 
 
@@ -290,7 +308,7 @@ class _SizeOnly:
         pass
 
     def hexdigest(self) -> str:
-        return "(not checked: blake3 is not installed)"
+        return "(BLAKE3 not checked: blake3 is not installed)"
 
 
 def _download(f: dict[str, Any], dest: str, mode: int) -> int:
@@ -321,10 +339,13 @@ def _download(f: dict[str, Any], dest: str, mode: int) -> int:
             reason = str(getattr(exc, "reason", exc))
             continue
         received += got
-        if got == size and (hasher is _SizeOnly or digest.hexdigest() == want or _sha256_of(dest) == want):
+        if got == size and (digest.hexdigest() == want or _sha256_of(dest) == want or hasher is _SizeOnly):
             os.chmod(dest, mode)
             return received
-        reason = f"received {got} bytes with blake3 {digest.hexdigest()}, expected {size} bytes with blake3 {want}"
+        reason = (
+            f"received {got} bytes with digest {digest.hexdigest()}, expected {size} bytes named {want} (its "
+            "BLAKE3, or its SHA-256 for content stored before grid-ops used BLAKE3)"
+        )
     raise DatastoreError(f"file {f['path']!r} could not be downloaded: {reason}")
 
 

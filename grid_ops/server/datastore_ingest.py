@@ -179,8 +179,10 @@ class IngestWorker:
                     archive = work / f"archive-{index}"
                     with store.open_object(key) as stream, archive.open("wb") as out:
                         shutil.copyfileobj(stream, out, _CHUNK)
-                if sha is not None and digests.of_file(archive) != sha:
-                    raise ArchiveError(f"the uploaded archive does not match its declared blake3 {sha}; upload again")
+                if sha is not None and not digests.names_file(sha, archive):
+                    raise ArchiveError(
+                        f"the uploaded archive does not match its declared digest {sha}; upload it again"
+                    )
                 unpack(archive, tree, self.runtime.config.datastores.unpack, "the uploaded archive")
             return "unpacked the uploaded archive"
         if job.source_type == DatastoreSourceType.HTTP_URL:

@@ -1,8 +1,8 @@
 """Same-host uploads: a client on the control plane's machine names its files and the control plane copies
 them straight from disk into its local storage, instead of receiving them part by part over HTTP.
 
-The guarantees are those of the presigned flow: each file is copied in one pass into an unnamed file that
-becomes visible only at its content's address (``storage/blob_copy.py``), hashing the very bytes written, so
+The guarantees are those of the presigned flow: each file is copied into an unnamed file that becomes
+visible only at its content's address (``storage/blob_copy.py``), and what is hashed is the copy itself, so
 the stored content is exactly what was hashed (checked against the client's
 ``blake3`` when it sends one); a file whose size or modification time differs from what the client scanned,
 before or after the copy, is reported as changed and not stored; content is stored once per owner; each
@@ -175,7 +175,14 @@ def ingest_local_files(
     forbidden = [Path(os.path.realpath(runtime.state_dir)), Path(os.path.realpath(store.root))]
     by_size = sorted(body.files, key=lambda f: -f.size_bytes)  # large files first: the threads end together
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
-    copied = list(_copy_pool().map(lambda f: _copy_one(store, owner, forbidden, real_dir, f), by_size))
+    pool = _copy_pool()
+    futures = [pool.submit(_copy_one, store, owner, forbidden, real_dir, f) for f in by_size]
+    try:
+        copied = [future.result() for future in futures]
+    except BaseException:  # what has not started is not copied for a request that fails
+        for future in futures:
+            future.cancel()
+        raise
     stored = [c for c in copied if c.problem is None and c.blake3 is not None]
     with runtime.sessions.begin() as session:
         now = session.get(DatastoreRow, datastore_id)

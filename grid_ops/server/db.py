@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grid_ops.server.models import Base
@@ -81,7 +81,13 @@ def _rename_digest_columns(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in _DIGEST_TABLES:
             if table in names and "sha256" in {c["name"] for c in inspect(conn).get_columns(table)}:
-                conn.execute(text(f"ALTER TABLE {table} RENAME COLUMN sha256 TO blake3"))
+                try:
+                    conn.execute(text(f"ALTER TABLE {table} RENAME COLUMN sha256 TO blake3"))
+                except ProgrammingError as exc:
+                    raise DatabaseUnavailable(
+                        f"could not rename the column sha256 of {table} to blake3 ({exc.orig}); start the "
+                        "control plane once as a database user that may alter its tables"
+                    ) from exc
 
 
 def init_db(engine: Engine) -> sessionmaker[Session]:

@@ -1,5 +1,5 @@
 """The BLAKE3 of files uploaded before, so that a new version of a source whose files mostly did not change
-reads only the files that did (``$GRID_OPS_HOME/hashes.sqlite``).
+reads only the files that did (``$GRID_OPS_HOME/hashes-blake3.sqlite``; ``hashes.sqlite`` held SHA-256s).
 
 An entry is trusted while the file's device, inode, size, modification time and change time are all as
 recorded; the change time cannot be set by users and moves with every write. As git does with its index,

@@ -21,7 +21,7 @@ from typing import Any
 from grid_ops.errors import ValidationError
 from grid_ops.upload.scan import SourceFile
 
-FORMAT = 2  # 1: content named by SHA-256, read by forgetting hashes and objects
+FORMAT = 2  # 1: content named by SHA-256
 
 
 def state_key(url: str, user_id: str, cluster_id: str, name: str, source: str, compression: bool) -> str:
@@ -107,13 +107,6 @@ class UploadState:
         return f"datastore {self.name!r}{version} from {self.source}"
 
 
-def _without_sha256(data: dict[str, Any]) -> dict[str, Any]:
-    """A state saved when content was named by SHA-256, as one whose files are hashed again (BLAKE3) and
-    whose unfinished objects start afresh; the files the version records already stay recorded."""
-    files = [{k: v for k, v in f.items() if k != "sha256"} for f in data.get("files", [])]
-    return {**data, "format": FORMAT, "files": files, "objects": {}}
-
-
 class StateStore:
     """The state files of the uploads of one ``$GRID_OPS_HOME``; safe to use from several threads."""
 
@@ -138,8 +131,11 @@ class StateStore:
             return None
         try:
             data = json.loads(path.read_text())
-            if data.get("format") == FORMAT - 1:
-                data = _without_sha256(data)
+            if data.get("format") == 1:
+                raise ValueError(
+                    "it was saved by an earlier grid-ops that named content by SHA-256, and its parts cannot be "
+                    "continued"
+                )
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
             state = UploadState.from_json(data)

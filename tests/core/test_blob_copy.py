@@ -4,6 +4,7 @@ ones (copied by the kernel, hashed from the copy) and large ones where the kerne
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def _open(path: Path) -> int:
 
 SIZES = [
     pytest.param(SMALL - 1, True, id="small"),
-    pytest.param(2 * CHUNK + 12_345, True, id="large"),  # several kernel copies and a partial one
+    pytest.param(2 * CHUNK + 12_345, True, id="large"),
     pytest.param(2 * CHUNK + 12_345, False, id="large-through-memory"),
 ]
 
@@ -90,3 +91,49 @@ def test_keep_leaves_stored_content_alone_and_replaces_a_damaged_copy(tmp_path: 
     assert target.read_bytes() == data
     assert sorted(p.name for p in target.parent.iterdir()) == ["blob"]
     assert not list(tmp_dir.iterdir())
+
+
+@pytest.mark.parametrize("kernel_says", ["EXDEV", "nothing"])
+def test_large_files_go_through_memory_where_the_kernel_cannot_copy_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_says: str
+) -> None:
+    calls: list[int] = []
+
+    def copy_file_range(source: int, target: int, count: int) -> int:
+        calls.append(count)
+        if kernel_says == "EXDEV":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return 0  # what some file systems answer for a file with content
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    data = os.urandom(2 * CHUNK + 7)
+    (tmp_path / "src").write_bytes(data)
+    fd = _open(tmp_path / "src")
+    try:
+        copy, size, digest = BlobCopier(tmp_path).copy(fd, len(data))
+    finally:
+        os.close(fd)
+    assert calls and (size, digest) == (len(data), digests.of_bytes(data))
+    copy.keep(tmp_path / "blobs" / digest, size)
+    assert (tmp_path / "blobs" / digest).read_bytes() == data
+
+
+def test_large_files_are_copied_by_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copied: list[int] = []
+    real = os.copy_file_range
+
+    def counting(source: int, target: int, count: int) -> int:
+        n = real(source, target, count)
+        copied.append(n)
+        return n
+
+    monkeypatch.setattr(os, "copy_file_range", counting)
+    data = os.urandom(SMALL + 1)
+    (tmp_path / "src").write_bytes(data)
+    fd = _open(tmp_path / "src")
+    try:
+        copy, size, digest = BlobCopier(tmp_path).copy(fd, len(data))
+    finally:
+        os.close(fd)
+    assert sum(copied) == len(data) == size and digest == digests.of_bytes(data)
+    copy.discard()

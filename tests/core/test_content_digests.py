@@ -1,12 +1,15 @@
 """Content is named by its BLAKE3 digest; what was named by SHA-256 before keeps working: an older
-database's columns are renamed in place, the runner accepts downloads named either way (and nothing
-else), and an upload interrupted under the older format resumes by hashing its files again."""
+database's columns are renamed in place, the runner (also without site-packages) and the server accept
+content named either way (and nothing else), and an upload saved in the older format is refused with
+what to do."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from grid_ops import digests
+from grid_ops.errors import ValidationError
 from grid_ops.runner import datastore as runner_datastore
 from grid_ops.server import datastore_tables
 from grid_ops.server.db import init_db
@@ -101,30 +105,33 @@ def test_the_runner_checks_downloads_by_blake3_or_by_the_sha256_of_older_content
         download("short", digests.of_bytes(data), size=len(data) + 1)
 
 
-def test_an_upload_saved_in_the_sha256_format_resumes_with_its_files_hashed_again(tmp_path: Path) -> None:
+def test_an_upload_saved_when_content_was_named_by_sha256_is_refused_saying_what_to_do(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     store.root.mkdir(parents=True)
-    old = {
-        "format": FORMAT - 1,
-        "key": "k1",
-        "url": "http://127.0.0.1:1",
-        "user_id": "u1",
-        "cluster_id": "local",
-        "name": "ds",
-        "source": str(tmp_path),
-        "compression": False,
-        "token": "t",
-        "part_size": 50 * 1024 * 1024,
-        "datastore_id": "d1",
-        "version": 3,
-        "files": [{"path": "a.bin", "local": "/src/a.bin", "size": 3, "mtimeNs": 1, "mode": 420, "sha256": "0" * 64}],
-        "objects": {"0" * 64: {"sha256": "0" * 64, "size": 3, "path": "a.bin", "local": "x", "etags": {"1": "e"}}},
-        "recorded": ["b.bin"],
-    }
-    (store.root / "k1.json").write_text(json.dumps(old))
-    (store.root / "k1.journal").write_text(json.dumps({"s": "0" * 64, "u": "up", "p": 2, "e": "f"}) + "\n")
-    state = store.load("k1")
-    assert state is not None
-    assert [(f.path, f.blake3) for f in state.files] == [("a.bin", None)]  # hashed again before it is sent
-    assert state.objects == {}
-    assert (state.datastore_id, state.version, state.recorded) == ("d1", 3, ["b.bin"])  # the same version
+    (store.root / "k1.json").write_text(json.dumps({"format": 1, "key": "k1", "files": [], "objects": {}}))
+    with pytest.raises(ValidationError) as caught:
+        store.load("k1")
+    message = str(caught.value)
+    assert "named content by SHA-256" in message and "delete it to start the upload afresh" in message
+    assert str(store.root / "k1.json") in message
+    assert FORMAT == 2
+
+
+def test_names_file_takes_blake3_or_the_sha256_of_older_content(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"content")
+    assert digests.names_file(digests.of_bytes(b"content"), path)
+    assert digests.names_file(hashlib.sha256(b"content").hexdigest(), path)
+    assert not digests.names_file(digests.of_bytes(b"other"), path)
+
+
+def test_the_runner_finds_blake3_when_started_without_site_packages() -> None:
+    """The supervisor runs ``python -I -S`` and loads runner modules by path: blake3 must still be found."""
+    folder = Path(runner_datastore.__file__).parent
+    code = (
+        f"import sys; sys.path.insert(0, {str(folder)!r}); import datastore; "
+        "assert 'blake3' not in sys.modules; print(datastore._blake3() is not None)"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

@@ -340,6 +340,15 @@ def test_content_that_does_not_match_its_hash_or_is_not_stored_is_refused(cp: Co
     for bad in ("../x", "/abs", "a//b", "a/./b"):
         r = raw.call("POST", f"/{ds['id']}/presigned-urls", json={"objects": [{"key": bad, "partCount": "1"}]})
         assert r.status_code == 400 and "invalid file path" in r.json()["message"], bad
+    # a client from when content was named by SHA-256 is told what changed, not that a field is missing
+    for path, body in [
+        ("missing-blobs", {"blobs": [{"sha256": "0" * 64, "sizeBytes": 4}]}),
+        ("manifest", {"files": [{"path": "x", "sha256": "0" * 64, "sizeBytes": 4}]}),
+        ("presigned-urls", {"objects": [{"key": "x", "partCount": "1", "sha256": "0" * 64, "sizeBytes": 4}]}),
+    ]:
+        r = raw.call("POST", f"/{ds['id']}/{path}", json=body)
+        assert r.status_code in (400, 422), path
+        assert "named by its BLAKE3 (field blake3); upgrade grid-ops" in r.text, r.text
 
 
 def test_lists_and_files_paginate(cp: ControlPlane, sdk: ControlPlane, tmp_path: Path) -> None:

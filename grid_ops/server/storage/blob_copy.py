@@ -47,8 +47,8 @@ class TempBlob:
 
     def keep(self, target: Path, size: int) -> None:
         """Make the copy visible at ``target`` (a content address), unless that content is there already."""
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             if self.data is not None:
                 with contextlib.suppress(FileNotFoundError):
                     if target.stat().st_size == size:
@@ -131,8 +131,10 @@ def _kernel_copy(source: int, target: int, size: int) -> int:
             if copied == 0 and exc.errno in _NO_KERNEL_COPY:
                 return -1
             raise
-        if n == 0:  # the source became shorter
-            break
+        if n == 0:
+            if copied == 0:  # nothing at all: some file systems copy nothing this way, so through memory
+                return -1
+            break  # the source became shorter
         copied += n
     return copied
 

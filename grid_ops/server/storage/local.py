@@ -181,9 +181,8 @@ class LocalStore(BlobStore):
         return Assembled(size=size, blake3=sha)
 
     def copy_in(self, fd: int, size: int) -> tuple[TempBlob, int, str]:
-        """Copy ``size`` bytes of the open file ``fd`` into a copy of the store nobody sees yet, hashing the
-        bytes written on the way (``blob_copy.py``). Returns the copy (for ``keep_blob``), the bytes copied
-        and their BLAKE3."""
+        """Copy ``size`` bytes of the open file ``fd`` into a copy of the store nobody sees yet and hash what
+        it holds (``blob_copy.py``). Returns the copy (for ``keep_blob``), the bytes copied and their BLAKE3."""
         return self._copier.copy(fd, size)
 
     def keep_blob(self, copy: TempBlob, key: str, size: int) -> None:
