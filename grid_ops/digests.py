@@ -15,7 +15,6 @@ from pathlib import Path
 
 from blake3 import blake3
 
-ALGORITHM = "blake3"
 HEX = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
 
