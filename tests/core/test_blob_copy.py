@@ -11,11 +11,20 @@ from pathlib import Path
 import pytest
 
 from grid_ops import digests
-from grid_ops.server.storage.blob_copy import CHUNK, SMALL, BlobCopier
+from grid_ops.server.storage.blob_copy import CHUNK, SMALL, BlobCopier, TempBlob
 
 
 def _open(path: Path) -> int:
     return os.open(path, os.O_RDONLY)
+
+
+def _copy(copier: BlobCopier, path: Path, size: int) -> tuple[TempBlob, int, str]:
+    """``copier.copy`` of the file at ``path``, said to hold ``size`` bytes."""
+    fd = _open(path)
+    try:
+        return copier.copy(fd, size)
+    finally:
+        os.close(fd)
 
 
 SIZES = [
@@ -33,11 +42,7 @@ def test_copy_hashes_the_bytes_it_stores_and_is_invisible_until_kept(tmp_path: P
     (tmp_path / "src").write_bytes(data)
     copier = BlobCopier(tmp_dir)
     copier.kernel_copies = kernel
-    fd = _open(tmp_path / "src")
-    try:
-        copy, size, sha = copier.copy(fd, len(data))
-    finally:
-        os.close(fd)
+    copy, size, sha = _copy(copier, tmp_path / "src", len(data))
     assert (size, sha) == (len(data), digests.of_bytes(data))
     assert not list(tmp_dir.iterdir()) or copy.named is not None  # unnamed where the system allows it
     target = blobs / sha[:2] / sha
@@ -57,11 +62,7 @@ def test_a_shorter_source_copies_what_is_there_and_discard_leaves_nothing(
     (tmp_path / "src").write_bytes(data)
     copier = BlobCopier(tmp_dir)
     copier.kernel_copies = kernel
-    fd = _open(tmp_path / "src")
-    try:
-        copy, size, sha = copier.copy(fd, length)  # the scan said ``length`` bytes
-    finally:
-        os.close(fd)
+    copy, size, sha = _copy(copier, tmp_path / "src", length)  # the scan said ``length`` bytes
     assert (size, sha) == (len(data), digests.of_bytes(data))  # the caller sees the size differ
     copy.discard()
     assert not list(tmp_dir.iterdir())
@@ -108,11 +109,7 @@ def test_large_files_go_through_memory_where_the_kernel_cannot_copy_them(
     monkeypatch.setattr(os, "copy_file_range", copy_file_range)
     data = os.urandom(2 * CHUNK + 7)
     (tmp_path / "src").write_bytes(data)
-    fd = _open(tmp_path / "src")
-    try:
-        copy, size, digest = BlobCopier(tmp_path).copy(fd, len(data))
-    finally:
-        os.close(fd)
+    copy, size, digest = _copy(BlobCopier(tmp_path), tmp_path / "src", len(data))
     assert calls and (size, digest) == (len(data), digests.of_bytes(data))
     copy.keep(tmp_path / "blobs" / digest, size)
     assert (tmp_path / "blobs" / digest).read_bytes() == data
@@ -130,10 +127,6 @@ def test_large_files_are_copied_by_the_kernel(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(os, "copy_file_range", counting)
     data = os.urandom(SMALL + 1)
     (tmp_path / "src").write_bytes(data)
-    fd = _open(tmp_path / "src")
-    try:
-        copy, size, digest = BlobCopier(tmp_path).copy(fd, len(data))
-    finally:
-        os.close(fd)
+    copy, size, digest = _copy(BlobCopier(tmp_path), tmp_path / "src", len(data))
     assert sum(copied) == len(data) == size and digest == digests.of_bytes(data)
     copy.discard()
