@@ -49,10 +49,7 @@ class TempBlob:
         """Make the copy visible at ``target`` (a content address), unless that content is there already."""
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if self.data is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    if target.stat().st_size == size:
-                        return
+            if self.data is not None:  # not looked for first: an upload is not sent content stored already
                 self.fd, self.named = self.copier.new_file(target.parent)
                 _write_all(self.fd, memoryview(self.data))
                 self.data = None

@@ -83,10 +83,13 @@ class LocalStore(BlobStore):
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        """The file of ``key``, checked by its text alone: the store holds only the folders and regular files
+        the server writes there, so no link inside it can lead out (and no lookup per path component is
+        needed, which made deleting a large version slow)."""
+        parts = key.split("/")
+        if "\x00" in key or not key or any(part in ("", ".", "..") for part in parts):
             raise StorageError(f"object key {key!r} points outside the storage directory")
-        return path
+        return self.root.joinpath(*parts)
 
     def _parts_dir(self, upload_id: str) -> Path:
         if not re.fullmatch(r"[0-9A-Z]{26}", upload_id):
