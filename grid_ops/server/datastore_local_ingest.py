@@ -16,6 +16,7 @@ account can, which on the embedded control plane is that user's own account.
 
 from __future__ import annotations
 
+import collections
 import functools
 import ipaddress
 import os
@@ -24,7 +25,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from grid_ops.schemas import DatastoreSourceType, LocalFile, LocalFilesRequest, LocalFilesResponse, LocalFileStored
 from grid_ops.server.auth import Principal
@@ -84,25 +84,31 @@ def _sees_client_files(probe_path: str, token: str) -> bool:
         return False
 
 
-def _real_path(path: str, real_dir: Callable[[str], str]) -> Path:
+def _real_path(path: str, real_dir: Callable[[str], str]) -> str:
     """Where ``path`` really is, resolving its folder through ``real_dir`` (cached per request: a source is
-    mostly a few folders) and the file itself only when it is a link."""
+    mostly a few folders) and the file itself only when it is a link. Plain strings, not ``pathlib``: this
+    runs for every file with the GIL held."""
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
-            return Path(os.path.realpath(path))
+            return os.path.realpath(path)
     except OSError:
-        return Path(path)
+        return path
     folder, name = os.path.split(path)
-    return Path(real_dir(folder)) / name
+    return os.path.join(real_dir(folder), name)
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or in one of them (all resolved already)."""
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 def _copy_one(
-    store: LocalStore, owner: str, forbidden: list[Path], real_dir: Callable[[str], str], f: LocalFile
+    store: LocalStore, owner: str, forbidden: list[str], real_dir: Callable[[str], str], f: LocalFile
 ) -> _Copied:
     """Copy one file into the store by its hash (or say why not)."""
     out = _Copied(f.path, mode=DEFAULT_MODE if f.mode is None else f.mode & 0o777)
     real = _real_path(f.local_path, real_dir)
-    if any(real.is_relative_to(root) for root in forbidden):
+    if _inside(real, forbidden):
         out.problem = "unavailable"  # the control plane's own files are never datastore sources
         return out
     try:
@@ -172,16 +178,33 @@ def ingest_local_files(
             raise bad_request(f"sizeBytes of {f.path!r} must not be negative")
     if not _sees_client_files(body.probe_path, body.probe_token):
         return LocalFilesResponse(same_host=False)
-    forbidden = [Path(os.path.realpath(runtime.state_dir)), Path(os.path.realpath(store.root))]
-    by_size = sorted(body.files, key=lambda f: -f.size_bytes)  # large files first: the threads end together
+    forbidden = [os.path.realpath(runtime.state_dir), os.path.realpath(store.root)]
+    todo = collections.deque(sorted(body.files, key=lambda f: -f.size_bytes))  # large first: threads end together
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
+    failed = threading.Event()
+
+    def copy_some() -> list[_Copied]:
+        """Copy files of the request until none is left (a task per thread, not a future per file: handing a
+        thousand futures between threads cost more than copying the small files)."""
+        done = []
+        try:
+            while not failed.is_set():
+                try:
+                    f = todo.popleft()
+                except IndexError:
+                    break
+                done.append(_copy_one(store, owner, forbidden, real_dir, f))
+        except BaseException:  # the other threads copy nothing more for a request that fails
+            failed.set()
+            raise
+        return done
+
     pool = _copy_pool()
-    futures = [pool.submit(_copy_one, store, owner, forbidden, real_dir, f) for f in by_size]
+    tasks = [pool.submit(copy_some) for _ in range(min(COPY_THREADS, len(todo)))]
     try:
-        copied = [future.result() for future in futures]
-    except BaseException:  # what has not started is not copied for a request that fails
-        for future in futures:
-            future.cancel()
+        copied = [c for task in tasks for c in task.result()]
+    except BaseException:
+        failed.set()
         raise
     stored = [c for c in copied if c.problem is None and c.blake3 is not None]
     with runtime.sessions.begin() as session:

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -75,6 +74,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# the tables themselves, for Core executemany inserts (the ORM's bulk insert handles each row in Python)
+_BLOB_TABLE = cast(Table, DatastoreBlobRow.__table__)
+_FILE_TABLE = cast(Table, DatastoreFileRow.__table__)
+
+
 def check_sha(value: str, what: str) -> str:
     if not digests.HEX.match(value):
         raise bad_request(f"{what}: {value!r} is not a BLAKE3 (64 lowercase hex digits)")
@@ -121,11 +125,11 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
     if not values:
         return
     dialect = session.get_bind().dialect.name
-    # executemany with one statement: a multi-row VALUES would be compiled anew for every count of rows
+    # executemany of one statement: a multi-row VALUES would be compiled anew for every count of rows
     if dialect == "postgresql":
-        session.execute(postgresql.insert(DatastoreBlobRow).on_conflict_do_nothing(), values)
+        session.execute(postgresql.insert(_BLOB_TABLE).on_conflict_do_nothing(), values)
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(DatastoreBlobRow).on_conflict_do_nothing(), values)
+        session.execute(sqlite.insert(_BLOB_TABLE).on_conflict_do_nothing(), values)
     else:  # pragma: no cover - other databases: check first
         for value in values:
             key = (value["cluster_id"], value["user_id"], value["blake3"])
@@ -489,9 +493,9 @@ def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, i
                 DatastoreFileRow.datastore_id == row.id, DatastoreFileRow.path_hash.in_(keys[start : start + 500])
             )
         )
-    if by_hash:  # one executemany, not an ORM object per file
+    if by_hash:  # one executemany
         session.execute(
-            insert(DatastoreFileRow),
+            insert(_FILE_TABLE),
             [
                 {
                     "datastore_id": row.id,
@@ -566,10 +570,12 @@ def _describe_open(store: BlobStore, row: DatastoreRow, uploads: list[DatastoreU
 def _path_conflicts(paths: list[str]) -> str | None:
     """A path that is also used as a directory by another (``a`` and ``a/b``), if any."""
     names = set(paths)
-    for path in paths:
-        for parent in PurePosixPath(path).parents:
-            if str(parent) in names:
-                return f"{str(parent)!r} is both a file and the directory of {path!r}"
+    for path in paths:  # paths are checked already (no leading, doubled or trailing "/"): cut at each "/"
+        cut = path.rfind("/")
+        while cut > 0:
+            if path[:cut] in names:
+                return f"{path[:cut]!r} is both a file and the directory of {path!r}"
+            cut = path.rfind("/", 0, cut)
     return None
 
 

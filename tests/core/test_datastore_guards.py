@@ -247,6 +247,19 @@ def test_same_host_requests_are_checked(cp: ControlPlane, tmp_path: Path) -> Non
     dbst = database.stat()
     own = body(localPath=str(database), sizeBytes=dbst.st_size, mtimeNs=dbst.st_mtime_ns)
     assert raw.ok("POST", f"/{ds['id']}/local-files", json=own)["unavailable"] == ["x.bin"]
+    link = tmp_path / "db-link"
+    link.symlink_to(database)
+    through_link = body(localPath=str(link), sizeBytes=dbst.st_size, mtimeNs=dbst.st_mtime_ns)
+    assert raw.ok("POST", f"/{ds['id']}/local-files", json=through_link)["unavailable"] == ["x.bin"]
+    roundabout = f"{database.parent}/../{database.parent.name}/{database.name}"  # the database by another way
+    around = body(localPath=roundabout, sizeBytes=dbst.st_size, mtimeNs=dbst.st_mtime_ns)
+    assert raw.ok("POST", f"/{ds['id']}/local-files", json=around)["unavailable"] == ["x.bin"]
+    beside = database.parent.parent / f"{database.parent.name}-beside"  # a name that only starts like it
+    beside.mkdir()
+    (beside / "x.bin").write_bytes(b"x" * 100)
+    os.utime(beside / "x.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    near = raw.ok("POST", f"/{ds['id']}/local-files", json=body(localPath=str(beside / "x.bin")))
+    assert near["unavailable"] == [] and near["files"][0]["path"] == "x.bin"
     good = raw.ok("POST", f"/{ds['id']}/local-files", json=body())
     assert good["files"] == [{"path": "x.bin", "blake3": blake3_hex(b"x" * 100), "sizeBytes": 100}]
     done = raw.ok("POST", f"/{ds['id']}/completed")

@@ -321,6 +321,19 @@ def test_files_sent_by_path_alone_as_the_original_client_does_are_hashed_by_the_
     assert read_version(client_of(cp), ds["id"]) == {k: (v, 0o644) for k, v in files.items()}
 
 
+def test_a_path_that_is_a_file_and_a_folder_at_once_is_refused_at_completion(cp: ControlPlane) -> None:
+    raw = Raw(cp)
+    ds = raw.create(unique("clash"), sourceType="DATASTORE_SOURCE_TYPE_EXPANDED_FILES", source="", version=0)
+    for key in ("data/x", "data/xy/z.txt", "data/x/deep/y.txt"):
+        (obj,) = raw.presign(ds["id"], {"key": key, "partCount": "1"})
+        etag = put(obj["urls"][0]["url"], key.encode())
+        assert raw.complete_parts(ds["id"], key, obj["uploadId"], {1: etag}).status_code == 200
+    r = raw.call("POST", f"/{ds['id']}/completed")
+    assert r.status_code == 400, r.text
+    assert "'data/x' is both a file and the directory of 'data/x/deep/y.txt'; fix the manifest" in r.json()["message"]
+    assert raw.ok("GET", f"/{ds['id']}")["status"]["phase"] != "DATASTORE_OPTIMIZATION_STATUS_SUCCEEDED"
+
+
 def test_content_that_does_not_match_its_hash_or_is_not_stored_is_refused(cp: ControlPlane) -> None:
     raw, name = Raw(cp), unique("hashes")
     ds = raw.create(name)

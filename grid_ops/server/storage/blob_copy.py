@@ -39,37 +39,40 @@ class TempBlob:
     """A complete copy not yet visible in the store: linked at its address by ``keep``, or ``discard``-ed.
     A small one is still in memory (``data``) and gets its file in ``keep``."""
 
-    def __init__(self, copier: BlobCopier, fd: int, named: Path | None, data: bytearray | None = None) -> None:
+    def __init__(self, copier: BlobCopier, fd: int, named: str | None, data: bytearray | None = None) -> None:
         self.copier = copier
         self.fd = fd
         self.named = named  # None: an unnamed O_TMPFILE file (or none yet)
         self.data = data
 
-    def keep(self, target: Path, size: int) -> None:
-        """Make the copy visible at ``target`` (a content address), unless that content is there already."""
+    def keep(self, target: str | os.PathLike[str], size: int) -> None:
+        """Make the copy visible at ``target`` (a content address), unless that content is there already.
+        Paths are plain strings here: parsing ``pathlib`` paths held the GIL longer than a small file's copy."""
+        path = os.fspath(target)
+        folder, name = os.path.split(path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             if self.data is not None:  # not looked for first: an upload is not sent content stored already
-                self.fd, self.named = self.copier.new_file(target.parent)
+                self.fd, self.named = self.copier.new_file(folder)
                 _write_all(self.fd, memoryview(self.data))
                 self.data = None
             if self.named is None:
                 try:
-                    _link(self.fd, target)
+                    _link(self.fd, folder, name)
                     return
                 except FileExistsError:
                     pass
             else:
                 with contextlib.suppress(FileNotFoundError):
-                    if target.stat().st_size == size:
+                    if os.stat(path).st_size == size:
                         return
-                os.replace(self.named, target)
+                os.replace(self.named, path)
                 self.named = None
                 return
-            if target.stat().st_size != size:  # a damaged copy from before: replace it atomically
-                spare = _temp_name(target.parent)
-                _link(self.fd, spare)
-                os.replace(spare, target)
+            if os.stat(path).st_size != size:  # a damaged copy from before: replace it atomically
+                spare = _temp_name(folder)
+                _link(self.fd, folder, os.path.basename(spare))
+                os.replace(spare, path)
         finally:
             self.discard()
 
@@ -80,22 +83,22 @@ class TempBlob:
             self.fd = -1
         if self.named is not None:
             with contextlib.suppress(FileNotFoundError):
-                self.named.unlink()
+                os.unlink(self.named)
             self.named = None
 
 
-def _link(fd: int, target: Path) -> None:
-    """Give the open file ``fd`` the name ``target`` (``FileExistsError`` if taken). With a folder's file
-    descriptor ``os.link`` is ``linkat``, which follows ``/proc/self/fd/N`` to the open file itself."""
-    folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _link(fd: int, folder: str, name: str) -> None:
+    """Give the open file ``fd`` the name ``name`` in ``folder`` (``FileExistsError`` if taken). With a
+    folder's file descriptor ``os.link`` is ``linkat``, which follows ``/proc/self/fd/N`` to the open file."""
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder, follow_symlinks=True)
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder_fd, follow_symlinks=True)
     finally:
-        os.close(folder)
+        os.close(folder_fd)
 
 
-def _temp_name(folder: Path) -> Path:
-    return folder / f".tmp-{time.time_ns()}-{secrets.token_hex(6)}"
+def _temp_name(folder: str | os.PathLike[str]) -> str:
+    return os.path.join(folder, f".tmp-{time.time_ns()}-{secrets.token_hex(6)}")
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -167,7 +170,7 @@ class BlobCopier:
         self._unnamed = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
         self.kernel_copies = hasattr(os, "copy_file_range")
 
-    def new_file(self, folder: Path) -> tuple[int, Path | None]:
+    def new_file(self, folder: str | os.PathLike[str]) -> tuple[int, str | None]:
         """A new file in ``folder``, open for reading and writing: unnamed where the system allows it."""
         if self._unnamed:
             try:

@@ -73,6 +73,7 @@ class LocalStore(BlobStore):
 
     def __init__(self, root: Path, cluster_id: str, sign: Signer) -> None:
         self.root = root.absolute()
+        self._root = str(self.root)
         self.cluster_id = cluster_id
         self._sign = sign
         for sub in ("blobs", "staging", "uploads", "tmp"):
@@ -191,7 +192,7 @@ class LocalStore(BlobStore):
     def keep_blob(self, copy: TempBlob, key: str, size: int) -> None:
         """Make a copy of ``copy_in`` visible at ``key`` (a content blob, named by the server: no lookup of
         links needed), or drop it when that content is stored already."""
-        copy.keep(self.root / key, size)
+        copy.keep(os.path.join(self._root, key), size)
 
     def abort_upload(self, ref: UploadRef) -> None:
         shutil.rmtree(self._parts_dir(ref.upload_id), ignore_errors=True)
