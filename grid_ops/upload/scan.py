@@ -54,21 +54,21 @@ def scan_source(source: Path) -> list[SourceFile]:
     def on_error(exc: OSError) -> None:
         errors.append(f"{exc.filename}: {exc.strerror}")
 
-    for folder, dirs, names in os.walk(source, onerror=on_error):
+    top = os.path.join(source, "")  # ends with "/": what follows it in a path is the path in the datastore
+    for folder, dirs, names in os.walk(top, onerror=on_error):  # strings, not pathlib: this runs per file
         for name in dirs:
-            if (Path(folder) / name).is_symlink():
-                log.warning("skipping %s: links to directories are not uploaded", Path(folder) / name)
+            if os.path.islink(os.path.join(folder, name)):
+                log.warning("skipping %s: links to directories are not uploaded", os.path.join(folder, name))
         for name in names:
-            local = Path(folder) / name
+            local = os.path.join(folder, name)
             try:
-                st = local.stat()
+                st = os.stat(local)
             except OSError as exc:
                 errors.append(f"{local}: {exc.strerror or exc}")
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            rel = local.relative_to(source).as_posix()
-            files.append(SourceFile(rel, local, st.st_size, st.st_mtime_ns, st.st_mode & 0o777))
+            files.append(SourceFile(local[len(top) :], Path(local), st.st_size, st.st_mtime_ns, st.st_mode & 0o777))
     if errors:
         raise ValidationError(
             f"cannot read {len(errors)} part(s) of the datastore source {source}: {_describe(errors)}; "
