@@ -98,8 +98,17 @@ def _real_path(path: str, real_dir: Callable[[str], str]) -> str:
 
 
 def _inside(path: str, folders: list[str]) -> bool:
-    """Whether ``path`` is one of ``folders`` or in one of them (all resolved already)."""
+    """Whether ``path`` is one of ``folders`` or in one of them (their links resolved already; a ``..`` left at
+    the end of ``path`` can only make it look inside, never outside)."""
     return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
+
+
+def _opened_path(fd: int) -> str | None:
+    """The path of the file ``fd`` is open on, as the kernel has it (``None`` where ``/proc`` cannot tell)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
 
 
 def _copy_one(
@@ -117,6 +126,10 @@ def _copy_one(
         out.problem = "unavailable"
         return out
     try:
+        opened = _opened_path(fd)  # a folder on the way may have become a link since it was resolved
+        if opened is not None and _inside(opened, forbidden):
+            out.problem = "unavailable"
+            return out
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or (before.st_size, before.st_mtime_ns) != (f.size_bytes, f.mtime_ns):
             out.problem = "changed"
@@ -168,8 +181,12 @@ def ingest_local_files(
     store = runtime.store(row_cluster)
     if not isinstance(store, LocalStore):  # e.g. S3: the client sends the parts there itself
         return LocalFilesResponse(same_host=False)
+    seen: set[str] = set()
     for f in body.files:
         check_path(f.path)
+        if f.path in seen:
+            raise bad_request(f"{f.path!r} appears more than once in the request; send each path once")
+        seen.add(f.path)
         if f.blake3 is not None:
             check_sha(f.blake3, f"blake3 of {f.path!r}")
         if not os.path.isabs(f.local_path) or "\x00" in f.local_path:

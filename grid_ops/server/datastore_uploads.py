@@ -124,6 +124,7 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
     ]
     if not values:
         return
+    session.flush()  # a Core insert does not flush the session's pending changes first, as the ORM's does
     dialect = session.get_bind().dialect.name
     # executemany of one statement: a multi-row VALUES would be compiled anew for every count of rows
     if dialect == "postgresql":
@@ -487,6 +488,7 @@ def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, i
     """Add or replace manifest entries (path, blake3, size, mode) of a version."""
     by_hash = {_path_hash(path): (path, sha, size, mode) for path, sha, size, mode in files}
     keys = list(by_hash)
+    session.flush()  # a Core insert does not flush the session's pending changes first, as the ORM's does
     for start in range(0, len(keys), 500):
         session.execute(
             delete(DatastoreFileRow).where(

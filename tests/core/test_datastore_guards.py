@@ -232,6 +232,10 @@ def test_same_host_requests_are_checked(cp: ControlPlane, tmp_path: Path) -> Non
     assert r.status_code == 400 and "must be an absolute path" in r.json()["message"]
     r = raw.call("POST", f"/{ds['id']}/local-files", json=body(path="../x"))
     assert r.status_code == 400 and "invalid file path" in r.json()["message"]
+    twice = body()
+    twice["files"] *= 2
+    r = raw.call("POST", f"/{ds['id']}/local-files", json=twice)
+    assert r.status_code == 400 and "'x.bin' appears more than once in the request" in r.json()["message"]
     wrong_probe = {**body(), "probeToken": "another"}  # the server does not see the client's files
     assert raw.ok("POST", f"/{ds['id']}/local-files", json=wrong_probe) == {
         "sameHost": False,

@@ -52,7 +52,10 @@ class TempBlob:
         folder, name = os.path.split(path)
         try:
             os.makedirs(folder, exist_ok=True)
-            if self.data is not None:  # not looked for first: an upload is not sent content stored already
+            if self.data is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_size == size:  # stored already (a client may not know it has it)
+                        return
                 self.fd, self.named = self.copier.new_file(folder)
                 _write_all(self.fd, memoryview(self.data))
                 self.data = None

@@ -1,0 +1,46 @@
+"""One file of a same-host upload copied into the local store (``datastore_local_ingest._copy_one``), called
+directly to put the control plane's own files behind a link that appears after its folder was resolved, as a
+user racing the server could."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from grid_ops.schemas import LocalFile
+from grid_ops.server.datastore_local_ingest import _copy_one
+from grid_ops.server.storage.local import LocalStore
+
+
+def _local_file(path: Path, name: str) -> LocalFile:
+    st = path.stat()
+    return LocalFile(path=name, local_path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def test_a_file_reached_through_a_folder_that_became_a_link_to_the_state_dir_is_not_copied(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    secret = state / "grid.db"
+    secret.write_bytes(b"the control plane's own data")
+    store = LocalStore(state / "datastores" / "local", "local", lambda purpose, text: text)
+    forbidden = [os.path.realpath(state)]
+    swapped = tmp_path / "data"
+    swapped.symlink_to(state)  # resolved as a plain folder a moment ago (stale), a link to the state dir now
+    stale = str  # the folder's resolution cached before the swap: it still names the folder itself
+    out = _copy_one(store, "user-1", forbidden, stale, _local_file(swapped / "grid.db", "grid.db"))
+    assert (out.problem, out.blake3) == ("unavailable", None)
+    assert not any(p.is_file() for p in (state / "datastores").rglob("*"))  # nothing of it stored
+
+
+def test_a_file_outside_the_state_dir_is_copied_under_its_digest(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    store = LocalStore(state / "datastores" / "local", "local", lambda purpose, text: text)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.bin").write_bytes(b"x" * 100)
+    out = _copy_one(store, "user-1", [os.path.realpath(state)], str, _local_file(data / "x.bin", "x.bin"))
+    assert out.problem is None and out.size == 100
+    assert out.blake3 is not None
+    stored = state / "datastores" / "local" / "blobs" / "user-1" / out.blake3[:2] / out.blake3
+    assert stored.read_bytes() == b"x" * 100
