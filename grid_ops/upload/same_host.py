@@ -2,7 +2,7 @@
 datastores on its local disk, it copies the source's files straight from disk, in batches, instead of
 receiving every byte over HTTP; nothing is hashed here first, since the server hashes what it stores.
 
-Each batch's answer (the content hash of every file stored) is saved in the upload's state at once, so an
+Each batch's answer (the content hash of every file stored) goes to the upload's journal at once, so an
 interrupted upload resumes with the files not yet recorded. Files the server cannot read, or a server that
 does not see this machine's files (a tunnel to another machine) or refuses same-host uploads, fall back to
 presigned URLs.
@@ -16,8 +16,6 @@ import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from grid_ops import schemas
@@ -96,7 +94,7 @@ class SameHostUpload:
                 files=[
                     schemas.LocalFile(
                         path=f.path,
-                        local_path=str(Path(f.local).absolute()),
+                        local_path=os.path.abspath(f.local),
                         size_bytes=f.size,
                         mtime_ns=f.mtime_ns,
                         mode=f.mode,
@@ -141,9 +139,5 @@ class SameHostUpload:
 
     def _record(self, state: UploadState, answer: schemas.LocalFilesResponse) -> int:
         """Note the hashes of the files the server stored, and that they are in the version's manifest."""
-        stored = {s.path: s for s in answer.files}
-        state.files = [replace(f, blake3=stored[f.path].blake3) if f.path in stored else f for f in state.files]
-        state.recorded.extend(stored)
-        state.same_host = True
-        self.states.save(state)
+        self.states.record_batch(state, {s.path: s.blake3 for s in answer.files})
         return sum(s.size_bytes for s in answer.files)

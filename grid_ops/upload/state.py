@@ -2,9 +2,11 @@
 
 ``<key>.json`` is a snapshot: the arguments of the upload (server, user, cluster, name, source,
 compression), the version it creates, the source's files as scanned (size, mtime, mode, blake3), and per
-content object its upload id and the ETags of the parts that arrived. ``<key>.journal`` gets one line per
-part as soon as the part has arrived, so that a killed process loses at most the parts in flight. The key
-is a hash of the arguments: calling ``upload()`` again with the same ones finds the same state.
+content object its upload id and the ETags of the parts that arrived. ``<key>.journal`` gets a line per
+part as soon as the part has arrived, and a line per same-host batch once the control plane has recorded
+it (its files' digests), so that a killed process loses at most what was in flight and no batch rewrites
+the whole snapshot. The key is a hash of the arguments: calling ``upload()`` again with the same ones finds
+the same state.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,17 @@ class UploadState:
         return f"datastore {self.name!r}{version} from {self.source}"
 
 
+def _apply_batch(state: UploadState, stored: dict[str, str]) -> None:
+    """Mark the files of a same-host batch as recorded, with their digests."""
+    for index, f in enumerate(state.files):
+        sha = stored.get(f.path)
+        if sha is not None and f.blake3 != sha:
+            state.files[index] = replace(f, blake3=sha)
+    known = set(state.recorded)
+    state.recorded.extend(path for path in stored if path not in known)
+    state.same_host = True
+
+
 class StateStore:
     """The state files of the uploads of one ``$GRID_OPS_HOME``; safe to use from several threads."""
 
@@ -148,6 +161,9 @@ class StateStore:
             for line in journal.read_text().splitlines():
                 try:
                     entry = json.loads(line)
+                    if "b" in entry:
+                        _apply_batch(state, {str(path): str(sha) for path, sha in entry["b"]})
+                        continue
                     obj = state.objects.get(entry["s"])
                     if obj is not None and obj.upload_id == entry["u"]:
                         obj.etags[int(entry["p"])] = str(entry["e"])
@@ -171,6 +187,15 @@ class StateStore:
         line = json.dumps({"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag}) + "\n"
         with self._lock:
             obj.etags[number] = etag
+            with self._journal(state.key).open("a") as journal:
+                journal.write(line)
+
+    def record_batch(self, state: UploadState, stored: dict[str, str]) -> None:
+        """Note that the control plane recorded these files (path -> blake3) in the version's manifest (in
+        memory and in the journal, at once)."""
+        line = json.dumps({"b": sorted(stored.items())}) + "\n"
+        with self._lock:
+            _apply_batch(state, stored)
             with self._journal(state.key).open("a") as journal:
                 journal.write(line)
 

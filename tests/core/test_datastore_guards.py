@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import os
 import tarfile
 import threading
@@ -24,6 +23,7 @@ from grid_ops import Datastore, digests
 from grid_ops.errors import GridError
 from grid_ops.upload import same_host
 from grid_ops.upload.progress import Progress
+from grid_ops.upload.state import StateStore
 from grid_ops.upload.transfer import SourceChanged
 from tests.core.controlplane import ControlPlane, add_user, start_control_plane
 from tests.core.datastore_helpers import (
@@ -181,7 +181,9 @@ def test_an_interrupted_same_host_upload_resumes_with_the_files_not_recorded(
     with pytest.raises(KeyboardInterrupt):
         Datastore(name=name, source=src).upload(progress=StopAfterBatch())
     (saved,) = (tmp_path / "home" / "uploads").glob("*.json")
-    assert len(json.loads(saved.read_text())["recorded"]) == 2  # the first batch is stored and recorded
+    state = StateStore(tmp_path / "home").load(saved.stem)
+    assert state is not None and len(state.recorded) == 2  # the first batch is stored and recorded
+    assert all(f.blake3 == blake3_hex(f.local.read_bytes()) for f in state.files if f.path in state.recorded)
     again = Datastore(name=name, source=src)
     again.upload()
     assert again.last_upload is not None and again.last_upload.bytes_copied_on_host == 40_000  # the rest only

@@ -1,0 +1,47 @@
+"""An upload's saved progress (``upload/state.py``): what a batch recorded by the control plane leaves on
+disk, and what a process killed while writing it leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grid_ops.upload.scan import SourceFile
+from grid_ops.upload.state import StateStore, UploadState
+
+
+def _state(tmp_path: Path) -> UploadState:
+    files = [SourceFile(f"f{i}", tmp_path / f"f{i}", 10, 1, 0o644) for i in range(4)]
+    return UploadState(
+        key="k1", url="http://127.0.0.1:1", user_id="u", cluster_id="local", name="n", source=str(tmp_path),
+        compression=False, token="t", part_size=1, files=files,
+    )  # fmt: skip
+
+
+def test_a_recorded_batch_is_journaled_at_once_and_read_back_without_rewriting_the_snapshot(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "home")
+    state = _state(tmp_path)
+    store.save(state)
+    snapshot = (store.root / "k1.json").read_text()
+    store.record_batch(state, {"f0": "a" * 64, "f2": "b" * 64})
+    store.record_batch(state, {"f3": "c" * 64})
+    assert (store.root / "k1.json").read_text() == snapshot  # only the journal grew
+    assert state.recorded == ["f0", "f2", "f3"] and state.same_host is True
+    again = store.load("k1")
+    assert again is not None
+    assert again.recorded == ["f0", "f2", "f3"] and again.same_host is True
+    assert [f.blake3 for f in again.files] == ["a" * 64, None, "b" * 64, "c" * 64]
+    store.save(again)  # a snapshot takes the journal in, and starts it afresh
+    assert not (store.root / "k1.journal").exists()
+    assert store.load("k1") == again
+
+
+def test_a_batch_line_cut_short_by_a_kill_is_sent_again(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "home")
+    state = _state(tmp_path)
+    store.save(state)
+    store.record_batch(state, {"f0": "a" * 64})
+    with (store.root / "k1.journal").open("a") as journal:
+        journal.write('{"b": [["f1", "' + "d" * 30)  # the process died while writing this line
+    again = store.load("k1")
+    assert again is not None and again.recorded == ["f0"]
+    assert [f.blake3 for f in again.files] == ["a" * 64, None, None, None]
