@@ -257,6 +257,7 @@ def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, roun
     warm = fresh_client(cp, "local", "local-warm-up")  # a control plane that has served before, as in use
     seconds, _ = ours(warm, work / "home-local-warm-up", "bench", src)
     delete_version(warm, "bench", 1)
+    wait_deleted(cp.home / "server" / "datastores" / "local" / "blobs" / (warm.user_id or ""))
     print(f"  warm-up upload (not counted): {seconds:.2f} s", flush=True)
     rounds += rounds % 2  # ABBA: each side goes first in as many rounds as the others (first is often slower)
     # every user made before timing starts: making one runs a process, which slows whatever comes next

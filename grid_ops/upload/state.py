@@ -70,7 +70,7 @@ class UploadState:
     scanned_ns: int = 0  # when the source was scanned (wall clock), for the hash cache
 
     def to_json(self) -> dict[str, Any]:
-        # field by field: ``asdict`` would deep-copy every file first, and this runs after every batch
+        # field by field: ``asdict`` would deep-copy every file first
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("files", "objects")}
         data["objects"] = {sha: asdict(obj) for sha, obj in self.objects.items()}
         data["recorded"] = list(self.recorded)
@@ -107,6 +107,11 @@ class UploadState:
     def describe(self) -> str:
         version = f" version {self.version}" if self.version else ""
         return f"datastore {self.name!r}{version} from {self.source}"
+
+
+def _journal_line(entry: dict[str, Any]) -> str:
+    """A journal line, starting on a line of its own even after a line a kill cut short."""
+    return "\n" + json.dumps(entry) + "\n"
 
 
 def _apply_batch(state: UploadState, stored: dict[str, str]) -> None:
@@ -158,17 +163,21 @@ class StateStore:
             ) from exc
         journal = self._journal(key)
         if journal.is_file():
+            batches: dict[str, str] = {}
             for line in journal.read_text().splitlines():
                 try:
                     entry = json.loads(line)
-                    if "b" in entry:
-                        _apply_batch(state, {str(path): str(sha) for path, sha in entry["b"]})
+                    if "b" in entry:  # only for the version this state uploads to (not one deleted since)
+                        if entry["d"] == state.datastore_id:
+                            batches.update((str(path), str(sha)) for path, sha in entry["b"])
                         continue
                     obj = state.objects.get(entry["s"])
                     if obj is not None and obj.upload_id == entry["u"]:
                         obj.etags[int(entry["p"])] = str(entry["e"])
                 except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a kill: that part is sent again
+                    continue  # a line cut short by a kill (or an empty one): what it noted is sent again
+            if batches:
+                _apply_batch(state, batches)
         return state
 
     def save(self, state: UploadState) -> None:
@@ -184,7 +193,7 @@ class StateStore:
 
     def record_part(self, state: UploadState, obj: ObjectState, number: int, etag: str) -> None:
         """Note that a part arrived (in memory and in the journal, flushed at once)."""
-        line = json.dumps({"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag}) + "\n"
+        line = _journal_line({"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag})
         with self._lock:
             obj.etags[number] = etag
             with self._journal(state.key).open("a") as journal:
@@ -193,7 +202,7 @@ class StateStore:
     def record_batch(self, state: UploadState, stored: dict[str, str]) -> None:
         """Note that the control plane recorded these files (path -> blake3) in the version's manifest (in
         memory and in the journal, at once)."""
-        line = json.dumps({"b": sorted(stored.items())}) + "\n"
+        line = _journal_line({"d": state.datastore_id, "b": sorted(stored.items())})
         with self._lock:
             _apply_batch(state, stored)
             with self._journal(state.key).open("a") as journal:

@@ -13,7 +13,7 @@ def _state(tmp_path: Path) -> UploadState:
     files = [SourceFile(f"f{i}", tmp_path / f"f{i}", 10, 1, 0o644) for i in range(4)]
     return UploadState(
         key="k1", url="http://127.0.0.1:1", user_id="u", cluster_id="local", name="n", source=str(tmp_path),
-        compression=False, token="t", part_size=1, files=files,
+        compression=False, token="t", part_size=1, files=files, datastore_id="ds-1", version=1,
     )  # fmt: skip
 
 
@@ -35,13 +35,32 @@ def test_a_recorded_batch_is_journaled_at_once_and_read_back_without_rewriting_t
     assert store.load("k1") == again
 
 
-def test_a_batch_line_cut_short_by_a_kill_is_sent_again(tmp_path: Path) -> None:
+def test_a_batch_line_cut_short_by_a_kill_is_sent_again_and_the_next_line_still_counts(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "home")
     state = _state(tmp_path)
     store.save(state)
     store.record_batch(state, {"f0": "a" * 64})
     with (store.root / "k1.journal").open("a") as journal:
-        journal.write('{"b": [["f1", "' + "d" * 30)  # the process died while writing this line
+        journal.write('{"d": "ds-1", "b": [["f1", "' + "d" * 30)  # the process died while writing this line
+    resumed = store.load("k1")
+    assert resumed is not None and resumed.recorded == ["f0"]
+    assert [f.blake3 for f in resumed.files] == ["a" * 64, None, None, None]
+    store.record_batch(resumed, {"f1": "d" * 64})  # the resumed upload's first batch, after the cut line
     again = store.load("k1")
-    assert again is not None and again.recorded == ["f0"]
-    assert [f.blake3 for f in again.files] == ["a" * 64, None, None, None]
+    assert again is not None and again.recorded == ["f0", "f1"]
+    assert [f.blake3 for f in again.files] == ["a" * 64, "d" * 64, None, None]
+
+
+def test_batches_of_a_version_deleted_since_do_not_count_for_the_new_one(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "home")
+    state = _state(tmp_path)
+    store.save(state)
+    store.record_batch(state, {"f0": "a" * 64, "f1": "b" * 64})
+    journal = (store.root / "k1.journal").read_text()
+    # the version was deleted on the server: the upload starts a new one, and is killed after writing its
+    # snapshot but before removing the old journal
+    state.datastore_id, state.version, state.recorded = "ds-2", 2, []
+    store.save(state)
+    (store.root / "k1.journal").write_text(journal)
+    again = store.load("k1")
+    assert again is not None and again.datastore_id == "ds-2" and again.recorded == []
