@@ -196,12 +196,14 @@ def delete_version(client: GridClient, name: str, version: int) -> None:
     client.delete_datastore(f"{name}:{version}")
 
 
-def wait_deleted(blobs: Path, timeout: float = 60.0) -> None:
-    """Wait until the control plane has removed a deleted version's files (it does so after answering), so
-    that the next side does not share the machine with that work."""
+def wait_deleted(cp: ControlPlane, client: GridClient, timeout: float = 60.0) -> None:
+    """Wait until the control plane has removed the files of the user's deleted version from the local
+    cluster's storage (it does so after answering), so that the next side does not share the machine with
+    that work."""
+    blobs = cp.home / "server" / "datastores" / "local" / "blobs" / (client.user_id or "")
     assert blobs.parent.is_dir(), f"no local storage at {blobs.parent}"
     deadline = time.monotonic() + timeout
-    while any(p.is_file() for p in blobs.rglob("*")) if blobs.is_dir() else False:
+    while any(p.is_file() for p in blobs.rglob("*")):  # nothing left, or no folder at all
         if time.monotonic() > deadline:
             raise TimeoutError(f"{blobs} still holds files {timeout} s after the deletion")
         time.sleep(0.05)
@@ -252,12 +254,12 @@ def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, roun
         assert stats.bytes_sent + stats.bytes_copied_on_host == total, stats
         times["ours"].append(seconds)
         delete_version(client, "bench", 1)  # like the other sides: nothing of it left for the next one
-        wait_deleted(cp.home / "server" / "datastores" / "local" / "blobs" / (client.user_id or ""))
+        wait_deleted(cp, client)
 
     warm = fresh_client(cp, "local", "local-warm-up")  # a control plane that has served before, as in use
     seconds, _ = ours(warm, work / "home-local-warm-up", "bench", src)
     delete_version(warm, "bench", 1)
-    wait_deleted(cp.home / "server" / "datastores" / "local" / "blobs" / (warm.user_id or ""))
+    wait_deleted(cp, warm)
     print(f"  warm-up upload (not counted): {seconds:.2f} s", flush=True)
     rounds += rounds % 2  # ABBA: each side goes first in as many rounds as the others (first is often slower)
     # every user made before timing starts: making one runs a process, which slows whatever comes next

@@ -109,11 +109,6 @@ class UploadState:
         return f"datastore {self.name!r}{version} from {self.source}"
 
 
-def _journal_line(entry: dict[str, Any]) -> str:
-    """A journal line, starting on a line of its own even after a line a kill cut short."""
-    return "\n" + json.dumps(entry) + "\n"
-
-
 def _apply_batch(state: UploadState, stored: dict[str, str]) -> None:
     """Mark the files of a same-host batch as recorded, with their digests."""
     for index, f in enumerate(state.files):
@@ -193,20 +188,22 @@ class StateStore:
 
     def record_part(self, state: UploadState, obj: ObjectState, number: int, etag: str) -> None:
         """Note that a part arrived (in memory and in the journal, flushed at once)."""
-        line = _journal_line({"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag})
         with self._lock:
             obj.etags[number] = etag
-            with self._journal(state.key).open("a") as journal:
-                journal.write(line)
+            self._append(state, {"s": obj.blake3, "u": obj.upload_id, "p": number, "e": etag})
 
     def record_batch(self, state: UploadState, stored: dict[str, str]) -> None:
         """Note that the control plane recorded these files (path -> blake3) in the version's manifest (in
         memory and in the journal, at once)."""
-        line = _journal_line({"d": state.datastore_id, "b": sorted(stored.items())})
         with self._lock:
             _apply_batch(state, stored)
-            with self._journal(state.key).open("a") as journal:
-                journal.write(line)
+            self._append(state, {"d": state.datastore_id, "b": sorted(stored.items())})
+
+    def _append(self, state: UploadState, entry: dict[str, Any]) -> None:
+        """Add an entry to the journal, on a line of its own even after a line a kill cut short (the lock is
+        held)."""
+        with self._journal(state.key).open("a") as journal:
+            journal.write("\n" + json.dumps(entry) + "\n")
 
     def delete(self, key: str) -> None:
         """Forget an upload: its state, journal and packed archive."""
