@@ -75,13 +75,25 @@ class _Copied:
     problem: str | None = None  # "changed" or "unavailable"
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+"""How a file named by a client is opened: a FIFO opens without waiting for a writer (and then is no
+regular file), a terminal does not become the server's; reading a regular file ignores ``O_NONBLOCK``."""
+
+
 def _sees_client_files(probe_path: str, token: str) -> bool:
     """Whether the file the client wrote for this request holds its token, as this machine sees it."""
     try:
-        with open(probe_path, "rb") as f:
-            return f.read(MAX_PROBE_BYTES).decode("utf-8", "replace").strip() == token
+        fd = os.open(probe_path, _OPEN_FLAGS)
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, MAX_PROBE_BYTES).decode("utf-8", "replace").strip() == token
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _real_path(path: str, real_dir: Callable[[str], str]) -> str:
@@ -121,7 +133,7 @@ def _copy_one(
         out.problem = "unavailable"  # the control plane's own files are never datastore sources
         return out
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(real, _OPEN_FLAGS)
     except OSError:
         out.problem = "unavailable"
         return out

@@ -316,8 +316,16 @@ class DatastoreUploader:
                     obj.upload_id, obj.etags = None, {}
         self.progress.stage(f"completing version {state.version} of {state.name!r}")
         assert state.datastore_id is not None
-        done = self.client.complete_datastore(state.datastore_id, cluster_id=state.cluster_id)
-        return self._finish(state, self._wait(done), stats, started)
+        # every file's hash is known now: record them while the server completes (they describe the local
+        # files, whatever the server answers)
+        remembering = threading.Thread(target=self._remember, args=(state,), name="grid-ops-hash-cache")
+        remembering.start()
+        try:
+            done = self.client.complete_datastore(state.datastore_id, cluster_id=state.cluster_id)
+            final = self._wait(done)
+        finally:
+            remembering.join()
+        return self._finish(state, final, stats, started, remembered=True)
 
     def _same_host(self, state: UploadState, stats: UploadStats) -> None:
         """Have a control plane on this machine copy the files from disk; hash what it cannot take, to send
@@ -354,9 +362,16 @@ class DatastoreUploader:
         stats.bytes_already_stored += sum({f.blake3: f.size for f in have}.values())
         return {f.path for f in have}
 
-    def _finish(self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float) -> UploadResult:
+    def _remember(self, state: UploadState) -> None:
+        """Keep the hashes of the source's files for the next upload of it (``hash_cache.py``)."""
         if state.scanned_ns:
             self.hashes.remember(state.files, state.scanned_ns)
+
+    def _finish(
+        self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float, remembered: bool = False
+    ) -> UploadResult:
+        if not remembered:
+            self._remember(state)
         self.states.delete(state.key)
         stats.seconds = time.monotonic() - started
         self.progress.finish(f"version {final.spec.version} of {final.name!r} is ready")
@@ -543,4 +558,5 @@ class DatastoreUploader:
                 state.datastore_id, entries[start : start + MANIFEST_BATCH], cluster_id=state.cluster_id
             )
         state.manifest_sent = True
-        self.states.save(state)
+        if entries:  # else every file was recorded by the same-host copy, which its journal says already
+            self.states.save(state)

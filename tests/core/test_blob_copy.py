@@ -130,3 +130,27 @@ def test_large_files_are_copied_by_the_kernel(tmp_path: Path, monkeypatch: pytes
     copy, size, digest = _copy(BlobCopier(tmp_path), tmp_path / "src", len(data))
     assert sum(copied) == len(data) == size and digest == digests.of_bytes(data)
     copy.discard()
+
+
+@pytest.mark.parametrize(("length", "kernel"), SIZES[:2])
+def test_a_folder_removed_after_it_was_made_is_made_again(tmp_path: Path, length: int, kernel: bool) -> None:
+    """Folders made are remembered (no check per file), yet one removed meanwhile is made again, and a
+    missing folder is not taken for a file system without unnamed files."""
+    tmp_dir, blobs = tmp_path / "tmp", tmp_path / "blobs"
+    tmp_dir.mkdir()
+    copier = BlobCopier(tmp_dir)
+    copier.kernel_copies = kernel
+    unnamed = copier._unnamed
+    data = os.urandom(length)
+    source = tmp_path / "source"
+    source.write_bytes(data)
+    for _ in range(2):  # the same content: the same folder, removed after the first round
+        copy, size, sha = _copy(copier, source, length)
+        target = blobs / sha[:2] / sha
+        copy.keep(target, size)
+        assert target.read_bytes() == data
+        os.unlink(target)
+        os.rmdir(target.parent)
+        os.rmdir(blobs)
+    assert copier._unnamed == unnamed
+    assert os.listdir(tmp_dir) == []

@@ -266,6 +266,14 @@ def test_same_host_requests_are_checked(cp: ControlPlane, tmp_path: Path) -> Non
     os.utime(beside / "x.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
     near = raw.ok("POST", f"/{ds['id']}/local-files", json=body(localPath=str(beside / "x.bin")))
     assert near["unavailable"] == [] and near["files"][0]["path"] == "x.bin"
+    fifo = tmp_path / "fifo"  # nobody writes to it: opening it to read would wait for a writer for ever
+    os.mkfifo(fifo)
+    piped = raw.ok("POST", f"/{ds['id']}/local-files", json=body(localPath=str(fifo)))
+    assert piped["changed"] == ["x.bin"] and piped["files"] == []  # not the regular file that was scanned
+    probe_fifo = tmp_path / "probe-fifo"
+    os.mkfifo(probe_fifo)
+    piped_probe = raw.ok("POST", f"/{ds['id']}/local-files", json={**body(), "probePath": str(probe_fifo)})
+    assert piped_probe["sameHost"] is False
     good = raw.ok("POST", f"/{ds['id']}/local-files", json=body())
     assert good["files"] == [{"path": "x.bin", "blake3": blake3_hex(b"x" * 100), "sizeBytes": 100}]
     done = raw.ok("POST", f"/{ds['id']}/completed")

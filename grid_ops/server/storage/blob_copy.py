@@ -51,33 +51,41 @@ class TempBlob:
         path = os.fspath(target)
         folder, name = os.path.split(path)
         try:
-            os.makedirs(folder, exist_ok=True)
-            if self.data is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(path).st_size == size:  # stored already (a client may not know it has it)
-                        return
-                self.fd, self.named = self.copier.new_file(folder)
-                _write_all(self.fd, memoryview(self.data))
-                self.data = None
-            if self.named is None:
-                try:
-                    _link(self.fd, folder, name)
-                    return
-                except FileExistsError:
-                    pass
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(path).st_size == size:
-                        return
-                os.replace(self.named, path)
-                self.named = None
-                return
-            if os.stat(path).st_size != size:  # a damaged copy from before: replace it atomically
-                spare = _temp_name(folder)
-                _link(self.fd, folder, os.path.basename(spare))
-                os.replace(spare, path)
+            self.copier.make_folder(folder)
+            try:
+                self._keep(path, folder, name, size)
+            except FileNotFoundError:  # the folder was removed since it was made: make it again
+                self.copier.make_folder(folder, known=False)
+                self._keep(path, folder, name, size)
         finally:
             self.discard()
+
+    def _keep(self, path: str, folder: str, name: str, size: int) -> None:
+        """``keep`` once its folder exists (again after a ``FileNotFoundError``: what it did stays valid)."""
+        if self.data is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_size == size:  # stored already (a client may not know it has it)
+                    return
+            self.fd, self.named = self.copier.new_file(folder)
+            _write_all(self.fd, memoryview(self.data))
+            self.data = None
+        if self.named is None:
+            try:
+                _link(self.fd, folder, name)
+                return
+            except FileExistsError:
+                pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_size == size:
+                    return
+            os.replace(self.named, path)
+            self.named = None
+            return
+        if os.stat(path).st_size != size:  # a damaged copy from before: replace it atomically
+            spare = _temp_name(folder)
+            _link(self.fd, folder, os.path.basename(spare))
+            os.replace(spare, path)
 
     def discard(self) -> None:
         self.data = None
@@ -172,6 +180,14 @@ class BlobCopier:
         self.tmp_dir = tmp_dir
         self._unnamed = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
         self.kernel_copies = hasattr(os, "copy_file_range")
+        self._folders: set[str] = set()  # made (or found) already: a thousand files need no thousand checks
+
+    def make_folder(self, folder: str, known: bool = True) -> None:
+        """Make ``folder`` unless it was made before (``known=False``: make it whatever was noted)."""
+        if known and folder in self._folders:
+            return
+        os.makedirs(folder, exist_ok=True)
+        self._folders.add(folder)
 
     def new_file(self, folder: str | os.PathLike[str]) -> tuple[int, str | None]:
         """A new file in ``folder``, open for reading and writing: unnamed where the system allows it."""
@@ -179,8 +195,8 @@ class BlobCopier:
             try:
                 return os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644), None
             except OSError as exc:
-                if exc.errno not in _NO_TMPFILE:
-                    raise
+                if exc.errno not in _NO_TMPFILE or (exc.errno == errno.ENOENT and not os.path.isdir(folder)):
+                    raise  # not a file system without O_TMPFILE: e.g. no such folder (FileNotFoundError)
                 self._unnamed = False  # this file system cannot: named temporary files from now on
         named = _temp_name(folder)
         return os.open(named, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), named
