@@ -77,7 +77,8 @@ class _Copied:
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 """How a file named by a client is opened: a FIFO opens without waiting for a writer (and then is no
-regular file), a terminal does not become the server's; reading a regular file ignores ``O_NONBLOCK``."""
+regular file), a terminal does not become the server's. ``O_NONBLOCK`` is cleared once the file is known
+to be a regular one (some network and FUSE file systems honour it for reads)."""
 
 
 def _sees_client_files(probe_path: str, token: str) -> bool:
@@ -89,6 +90,7 @@ def _sees_client_files(probe_path: str, token: str) -> bool:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
+        os.set_blocking(fd, True)
         return os.read(fd, MAX_PROBE_BYTES).decode("utf-8", "replace").strip() == token
     except OSError:
         return False
@@ -146,6 +148,7 @@ def _copy_one(
         if not stat.S_ISREG(before.st_mode) or (before.st_size, before.st_mtime_ns) != (f.size_bytes, f.mtime_ns):
             out.problem = "changed"
             return out
+        os.set_blocking(fd, True)
         tmp, copied, sha = store.copy_in(fd, f.size_bytes)
         try:
             after = os.fstat(fd)

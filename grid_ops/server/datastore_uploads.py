@@ -8,7 +8,6 @@ anywhere leaves the records as they were and the same request can simply be sent
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import time
@@ -117,18 +116,21 @@ def require_uploading(row: DatastoreRow) -> None:
 
 
 def _insert_many(session: Session, statement: Insert, rows: list[dict[str, Any]]) -> None:
-    """Run ``statement`` once per row as one ``executemany`` on the driver's cursor, each value converted
-    by its column's type once per distinct value: SQLAlchemy's own processing of each row's parameters cost
-    more than the database's work, for the few hundred rows of a batch of files."""
+    """Run ``statement`` once per row (each with the same keys) as one ``executemany`` on the driver's
+    cursor, each value converted by its column type's own processor: SQLAlchemy's processing of each row's
+    parameters cost more than the database's work, for the few hundred rows of a batch of files."""
     connection = session.connection()
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    if compiled.insert_prefetch or compiled.escaped_bind_names:  # defaults made in Python, quoted names
+        session.execute(statement, rows)
+        return
     table = cast(Table, statement.table)
     convert: dict[str, Callable[[Any], Any]] = {}
     for key in rows[0]:
         processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
-            convert[key] = functools.lru_cache(maxsize=16)(processor)  # e.g. one timestamp for every row
+            convert[key] = processor
     if convert:
         rows = [{key: convert[key](value) if key in convert else value for key, value in row.items()} for row in rows]
     if compiled.positional:
@@ -143,7 +145,7 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
     now = utcnow()
     values = [
         {"cluster_id": cluster_id, "user_id": user_id, "blake3": sha, "size": size, "created_at": now}
-        for sha, size in dict(blobs).items()
+        for sha, size in sorted(dict(blobs).items())  # in key order: concurrent batches cannot deadlock
     ]
     if not values:
         return
@@ -509,6 +511,7 @@ def _path_hash(path: str) -> str:
 def put_files(session: Session, row: DatastoreRow, files: list[tuple[str, str, int, int]]) -> None:
     """Add or replace manifest entries (path, blake3, size, mode) of a version."""
     by_hash = {_path_hash(path): (path, sha, size, mode) for path, sha, size, mode in files}
+    by_hash = dict(sorted(by_hash.items()))  # in key order: concurrent batches cannot deadlock
     keys = list(by_hash)
     session.flush()  # a Core insert does not flush the session's pending changes first, as the ORM's does
     for start in range(0, len(keys), 500):

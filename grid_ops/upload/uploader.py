@@ -14,6 +14,7 @@ files are still as they were.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -44,6 +45,8 @@ PRESIGN_BATCH = 200
 MANIFEST_BATCH = 5000
 COMPLETE_BATCH_BYTES = 1024 * MIB
 Phase = schemas.DatastoreOptimizationStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -363,9 +366,14 @@ class DatastoreUploader:
         return {f.path for f in have}
 
     def _remember(self, state: UploadState) -> None:
-        """Keep the hashes of the source's files for the next upload of it (``hash_cache.py``)."""
-        if state.scanned_ns:
+        """Keep the hashes of the source's files for the next upload of it (``hash_cache.py``); a cache
+        that cannot be written only means reading the files again next time."""
+        if not state.scanned_ns:
+            return
+        try:
             self.hashes.remember(state.files, state.scanned_ns)
+        except Exception as exc:  # e.g. GRID_OPS_HOME not writable: the upload itself is done
+            log.debug("could not record the files' hashes in %s: %s", self.hashes.path, exc)
 
     def _finish(
         self, state: UploadState, final: schemas.Datastore, stats: UploadStats, started: float, remembered: bool = False

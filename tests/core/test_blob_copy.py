@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,12 +135,30 @@ def test_large_files_are_copied_by_the_kernel(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("length", "kernel"), SIZES[:2])
-def test_a_folder_removed_after_it_was_made_is_made_again(tmp_path: Path, length: int, kernel: bool) -> None:
+def test_a_folder_removed_after_it_was_made_is_made_again(
+    tmp_path: Path, length: int, kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Folders made are remembered (no check per file), yet one removed meanwhile is made again, and a
     missing folder is not taken for a file system without unnamed files."""
     tmp_dir, blobs = tmp_path / "tmp", tmp_path / "blobs"
     tmp_dir.mkdir()
     copier = BlobCopier(tmp_dir)
+    made: list[str] = []
+    makedirs = os.makedirs
+
+    def counting_makedirs(name: str, *args: Any, **kwargs: Any) -> None:
+        if os.path.basename(name) != "blobs":  # made on the way by the call for its subfolder
+            made.append(os.path.basename(name))
+        makedirs(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", counting_makedirs)
+    for n in range(3):  # three contents in one folder: it is made once
+        small = tmp_path / f"small-{n}"
+        small.write_bytes(b"%d" % n)
+        copy, size, _ = _copy(copier, small, 1)
+        copy.keep(blobs / "ab" / f"c{n}", size)
+    assert made == ["ab"]
+    made.clear()
     copier.kernel_copies = kernel
     unnamed = copier._unnamed
     data = os.urandom(length)
@@ -149,8 +169,7 @@ def test_a_folder_removed_after_it_was_made_is_made_again(tmp_path: Path, length
         target = blobs / sha[:2] / sha
         copy.keep(target, size)
         assert target.read_bytes() == data
-        os.unlink(target)
-        os.rmdir(target.parent)
-        os.rmdir(blobs)
+        shutil.rmtree(blobs)
+    assert made == [sha[:2], sha[:2]]  # made for the first copy, and again once it was removed
     assert copier._unnamed == unnamed
     assert os.listdir(tmp_dir) == []

@@ -1,6 +1,7 @@
 """Content and manifest rows are written in one ``executemany`` on the driver's cursor (``_insert_many``):
 they must read back exactly as rows the ORM writes, content recorded before is left alone, and a path
-recorded again replaces its entry. (PostgreSQL runs the same code in ``test_postgres.py``.)"""
+recorded again replaces its entry. On SQLite; on PostgreSQL, ``test_postgres.py`` uploads and mounts a
+version through the same code (new rows only)."""
 
 from __future__ import annotations
 

@@ -61,7 +61,9 @@ class TempBlob:
             self.discard()
 
     def _keep(self, path: str, folder: str, name: str, size: int) -> None:
-        """``keep`` once its folder exists (again after a ``FileNotFoundError``: what it did stays valid)."""
+        """``keep`` once its folder exists. After a ``FileNotFoundError`` (its folder removed meanwhile) it
+        can run again: what it did before stays valid, except a named temporary file that was in the
+        removed folder, and then it fails again, leaving nothing behind."""
         if self.data is not None:
             with contextlib.suppress(FileNotFoundError):
                 if os.stat(path).st_size == size:  # stored already (a client may not know it has it)
