@@ -81,8 +81,11 @@ regular file), a terminal does not become the server's. ``O_NONBLOCK`` is cleare
 to be a regular one (some network and FUSE file systems honour it for reads)."""
 
 
-def _sees_client_files(probe_path: str, token: str) -> bool:
-    """Whether the file the client wrote for this request holds its token, as this machine sees it."""
+def _sees_client_files(probe_path: str, token: str, forbidden: list[str]) -> bool:
+    """Whether the file the client wrote for this request holds its token, as this machine sees it (a file
+    of the control plane's own is not even opened: see ``_copy_one``)."""
+    if _inside(os.path.realpath(probe_path), forbidden):
+        return False
     try:
         fd = os.open(probe_path, _OPEN_FLAGS)
     except OSError:
@@ -131,8 +134,8 @@ def _copy_one(
     """Copy one file into the store by its hash (or say why not)."""
     out = _Copied(f.path, mode=DEFAULT_MODE if f.mode is None else f.mode & 0o777)
     real = _real_path(f.local_path, real_dir)
-    if _inside(real, forbidden):
-        out.problem = "unavailable"  # the control plane's own files are never datastore sources
+    if _inside(real, forbidden):  # before opening: closing any descriptor of the control plane's database
+        out.problem = "unavailable"  # would drop SQLite's locks on it (POSIX locks are per process)
         return out
     try:
         fd = os.open(real, _OPEN_FLAGS)
@@ -208,9 +211,9 @@ def ingest_local_files(
             raise bad_request(f"localPath of {f.path!r} must be an absolute path, got {f.local_path!r}")
         if f.size_bytes < 0:
             raise bad_request(f"sizeBytes of {f.path!r} must not be negative")
-    if not _sees_client_files(body.probe_path, body.probe_token):
-        return LocalFilesResponse(same_host=False)
     forbidden = [os.path.realpath(runtime.state_dir), os.path.realpath(store.root)]
+    if not _sees_client_files(body.probe_path, body.probe_token, forbidden):
+        return LocalFilesResponse(same_host=False)
     todo = collections.deque(sorted(body.files, key=lambda f: -f.size_bytes))  # large first: threads end together
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
     failed = threading.Event()

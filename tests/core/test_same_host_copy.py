@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from grid_ops.schemas import LocalFile
-from grid_ops.server.datastore_local_ingest import _copy_one
+from grid_ops.server.datastore_local_ingest import _copy_one, _sees_client_files
 from grid_ops.server.storage.local import LocalStore
 
 
@@ -44,3 +47,29 @@ def test_a_file_outside_the_state_dir_is_copied_under_its_digest(tmp_path: Path)
     assert out.blake3 is not None
     stored = state / "datastores" / "local" / "blobs" / "user-1" / out.blake3[:2] / out.blake3
     assert stored.read_bytes() == b"x" * 100
+
+
+def test_a_probe_path_among_the_control_planes_files_is_not_even_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of the control plane's SQLite database would drop the server's locks on it, so
+    a probe path there is refused by its path alone."""
+    state = tmp_path / "state"
+    state.mkdir()
+    database = state / "grid.db"
+    database.write_text("token-1")  # even a file that holds the token
+    probe = tmp_path / "probe"
+    probe.write_text("token-1")
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: str, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.path.realpath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    forbidden = [os.path.realpath(state)]
+    assert _sees_client_files(str(probe), "token-1", forbidden) is True
+    assert _sees_client_files(str(database), "token-1", forbidden) is False
+    assert _sees_client_files(f"{tmp_path}/x/../state/grid.db", "token-1", forbidden) is False
+    assert opened == [os.path.realpath(probe)]
