@@ -59,9 +59,10 @@ def test_a_cache_that_cannot_be_written_costs_the_upload_nothing(tmp_path: Path)
     home = tmp_path / "home"
     home.write_text("a file where the folder should be")  # mkdir of the cache's folder fails
     uploader = DatastoreUploader(GridClient("http://127.0.0.1:9", "u", "k"), home=home)
+    scanned = time.time_ns() + RACY_NS + 1  # the file is old enough to be recorded
     state = UploadState(
         key="k", url="http://127.0.0.1:9", user_id="u", cluster_id="local", name="n", source=str(src),
-        compression=False, token="t", part_size=1, files=_hashed(scan_source(src)), scanned_ns=time.time_ns() + RACY_NS + 1,
+        compression=False, token="t", part_size=1, files=_hashed(scan_source(src)), scanned_ns=scanned,
     )  # fmt: skip
     try:
         uploader.hashes.remember(state.files, state.scanned_ns)
