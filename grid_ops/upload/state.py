@@ -110,14 +110,37 @@ class UploadState:
 
 
 def _apply_batch(state: UploadState, stored: dict[str, str]) -> None:
-    """Mark the files of a same-host batch as recorded, with their digests."""
-    for index, f in enumerate(state.files):
-        sha = stored.get(f.path)
-        if sha is not None and f.blake3 != sha:
-            state.files[index] = replace(f, blake3=sha)
-    known = set(state.recorded)
-    state.recorded.extend(path for path in stored if path not in known)
+    """Mark the files of a same-host batch as recorded, with their digests. The work is the batch's, not
+    the upload's: a million files come in four thousand batches."""
+    index = _file_index(state)
+    for path, sha in stored.items():
+        at = index.get(path)
+        if at is not None and state.files[at].blake3 != sha:
+            state.files[at] = replace(state.files[at], blake3=sha)
+    known = _recorded_set(state)
+    for path in stored:
+        if path not in known:
+            known.add(path)
+            state.recorded.append(path)
     state.same_host = True
+
+
+def _file_index(state: UploadState) -> dict[str, int]:
+    """Where each path is in ``state.files``, kept beside the state while that list is the same one."""
+    cached: tuple[list[SourceFile], int, dict[str, int]] | None = state.__dict__.get("_file_index")
+    if cached is None or cached[0] is not state.files or cached[1] != len(state.files):
+        cached = (state.files, len(state.files), {f.path: at for at, f in enumerate(state.files)})
+        state.__dict__["_file_index"] = cached
+    return cached[2]
+
+
+def _recorded_set(state: UploadState) -> set[str]:
+    """``state.recorded`` as a set, kept beside the state while that list is the same one, grown only here."""
+    cached: tuple[list[str], set[str]] | None = state.__dict__.get("_recorded_set")
+    if cached is None or cached[0] is not state.recorded or len(cached[1]) != len(state.recorded):
+        cached = (state.recorded, set(state.recorded))
+        state.__dict__["_recorded_set"] = cached
+    return cached[1]
 
 
 class StateStore:

@@ -333,7 +333,8 @@ class DatastoreUploader:
     def _same_host(self, state: UploadState, stats: UploadStats) -> None:
         """Have a control plane on this machine copy the files from disk; hash what it cannot take, to send
         it through presigned URLs."""
-        left = [f for f in state.files if f.path not in set(state.recorded)]
+        recorded = set(state.recorded)  # once: a set built per file made a resume quadratic in the files
+        left = [f for f in state.files if f.path not in recorded]
         if state.same_host is not False and self.options.same_host:
             stored = self._stored_already([f for f in left if f.blake3 is not None], state, stats)
             try:
@@ -344,7 +345,8 @@ class DatastoreUploader:
         if left:
             hashed = {f.path: f for f in self._hash([f for f in left if f.blake3 is None])}
             state.files = [hashed.get(f.path, f) for f in state.files]
-            self._add_objects(state, [f for f in state.files if f.path not in set(state.recorded)])
+            recorded = set(state.recorded)
+            self._add_objects(state, [f for f in state.files if f.path not in recorded])
             self.states.save(state)
 
     def _stored_already(self, files: list[SourceFile], state: UploadState, stats: UploadStats) -> set[str]:

@@ -64,3 +64,43 @@ def test_batches_of_a_version_deleted_since_do_not_count_for_the_new_one(tmp_pat
     (store.root / "k1.journal").write_text(journal)
     again = store.load("k1")
     assert again is not None and again.datastore_id == "ds-2" and again.recorded == []
+
+
+class _CountedList(list[SourceFile]):
+    """A list of files that counts how often it is walked whole."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountedList.walks += 1
+        return super().__iter__()
+
+
+def test_recording_a_batch_reads_the_batch_not_the_whole_upload(tmp_path: Path) -> None:
+    # a million files come in four thousand batches: walking every file per batch made that quadratic
+    store = StateStore(tmp_path / "home")
+    state = _state(tmp_path)
+    state.files = _CountedList(SourceFile(f"f{i}", tmp_path / f"f{i}", 10, 1, 0o644) for i in range(1000))
+    store.save(state)
+    _CountedList.walks = 0
+    for start in range(0, 1000, 250):
+        store.record_batch(state, {f"f{i}": f"{i:064x}" for i in range(start, start + 250)})
+    assert _CountedList.walks == 1  # once, to find where each path is
+    assert state.recorded == [f"f{i}" for i in range(1000)]
+    assert [f.blake3 for f in state.files] == [f"{i:064x}" for i in range(1000)]
+    store.record_batch(state, {"f7": "e" * 64})  # a path sent again (a retried batch) is recorded once
+    assert state.recorded.count("f7") == 1 and state.files[7].blake3 == "e" * 64
+
+
+def test_recording_after_the_files_or_the_recorded_paths_were_replaced_sees_the_new_ones(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "home")
+    state = _state(tmp_path)
+    store.save(state)
+    store.record_batch(state, {"f0": "a" * 64})
+    # the uploader replaces the list of files once it hashed the ones left, and starts the recorded paths
+    # afresh when the version was deleted on the server: nothing noted about the old lists may count
+    state.files = [SourceFile(f.path, f.local, f.size, f.mtime_ns, f.mode, "f" * 64) for f in reversed(state.files)]
+    state.recorded = []
+    store.record_batch(state, {"f0": "b" * 64, "f3": "c" * 64})
+    assert state.recorded == ["f0", "f3"]
+    assert {f.path: f.blake3 for f in state.files} == {"f0": "b" * 64, "f1": "f" * 64, "f2": "f" * 64, "f3": "c" * 64}
