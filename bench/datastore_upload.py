@@ -174,7 +174,9 @@ def plain_copy(files: list[Path], root: Path, dest: Path) -> float:
 
 def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
     """The floor of any content-addressed store: each file copied and hashed (``BlobCopier``, as the control
-    plane does) on ``threads`` threads, kept under its hash; no HTTP, database or checks."""
+    plane does) on ``threads`` threads, kept under its hash in the store's layout (256 folders by the hash's
+    first two digits: one folder of a thousand files is twice as slow to fill here); no HTTP, database or
+    checks."""
     dest.mkdir(parents=True)
     copier = BlobCopier(dest)
 
@@ -184,7 +186,7 @@ def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
             copy, size, sha = copier.copy(fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
-        copy.keep(dest / sha, size)
+        copy.keep(dest / sha[:2] / sha, size)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
