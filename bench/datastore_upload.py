@@ -40,6 +40,7 @@ from common import median
 
 from grid_ops.client import GridClient
 from grid_ops.server.storage.blob_copy import BlobCopier
+from grid_ops.server.storage.packs import PackWriter
 from grid_ops.upload.uploader import DatastoreUploader, UploadOptions
 from tests.core.controlplane import ControlPlane, add_user, start_control_plane
 from tests.core.s3server import CREDENTIALS, S3Server, start_moto
@@ -173,12 +174,12 @@ def plain_copy(files: list[Path], root: Path, dest: Path) -> float:
 
 
 def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
-    """The floor of any content-addressed store: each file copied and hashed (``BlobCopier``, as the control
-    plane does) on ``threads`` threads, kept under its hash in the store's layout (256 folders by the hash's
-    first two digits: one folder of a thousand files is twice as slow to fill here); no HTTP, database or
-    checks."""
+    """The floor of our content-addressed store: each file copied and hashed as the control plane does it
+    (``BlobCopier``) on ``threads`` threads, a small one appended to one pack, a large one kept under its hash
+    in the store's layout (256 folders by the hash's first two digits); no HTTP, database or checks."""
     dest.mkdir(parents=True)
     copier = BlobCopier(dest)
+    pack = PackWriter(str(dest), "floor")
 
     def one(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
@@ -186,11 +187,16 @@ def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
             copy, size, sha = copier.copy(fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
-        copy.keep(dest / sha[:2] / sha, size)
+        if copy.data is not None:
+            pack.append(copy.data)
+            copy.discard()
+        else:
+            copy.keep(dest / sha[:2] / sha, size)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, sorted(files, key=lambda p: -p.stat().st_size)))
+    pack.close()
     return time.perf_counter() - t0
 
 
@@ -202,13 +208,14 @@ def wait_deleted(cp: ControlPlane, client: GridClient, timeout: float = 60.0) ->
     """Wait until the control plane has removed the files of the user's deleted version from the local
     cluster's storage (it does so after answering), so that the next side does not share the machine with
     that work."""
-    blobs = cp.home / "server" / "datastores" / "local" / "blobs" / (client.user_id or "")
-    assert blobs.parent.is_dir(), f"no local storage at {blobs.parent}"
+    store = cp.home / "server" / "datastores" / "local"
+    assert store.is_dir(), f"no local storage at {store}"
     deadline = time.monotonic() + timeout
-    while any(p.is_file() for p in blobs.rglob("*")):  # nothing left, or no folder at all
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{blobs} still holds files {timeout} s after the deletion")
-        time.sleep(0.05)
+    for folder in (store / "blobs" / (client.user_id or ""), store / "packs" / (client.user_id or "")):
+        while any(p.is_file() for p in folder.rglob("*")):  # nothing left, or no folder at all
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{folder} still holds files {timeout} s after the deletion")
+            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------- the scenarios
@@ -232,8 +239,11 @@ def bench_s3(cp: ControlPlane, moto: S3Server, files: list[Path], src: Path, tot
         if r < rounds - 1:
             delete_version(client, "bench", 1)
     o, b = median(times["ours"]), median(times["boto3"])
-    print(f"(a) S3: ours {throughput(total, o)}, boto3 upload_file {throughput(total, b)}: ratio {b / o:.3f} "
-          "(target >= 0.9)", flush=True)
+    print(
+        f"(a) S3: ours {throughput(total, o)}, boto3 upload_file {throughput(total, b)}: ratio {b / o:.3f} "
+        "(target >= 0.9)",
+        flush=True,
+    )
     return client  # its version 1 stays, for (c)
 
 
@@ -271,21 +281,33 @@ def bench_local(cp: ControlPlane, files: list[Path], src: Path, total: int, roun
         for side in sides if r % 2 == 0 else sides[::-1]:  # ABBA: no side always goes first
             side(r, client)
         loads.append(os.getloadavg()[0])
-        print(f"  round {r + 1}: copy {times['copy'][-1]:.2f} s, ours {times['ours'][-1]:.2f} s, "
-              f"copy and hash {times['floor'][-1]:.2f} s, "
-              f"ratio {times['copy'][-1] / times['ours'][-1]:.2f}, load {loads[-1]:.1f}", flush=True)
+        print(
+            f"  round {r + 1}: copy {times['copy'][-1]:.2f} s, ours {times['ours'][-1]:.2f} s, "
+            f"copy and hash {times['floor'][-1]:.2f} s, "
+            f"ratio {times['copy'][-1] / times['ours'][-1]:.2f}, load {loads[-1]:.1f}",
+            flush=True,
+        )
     o, c = median(times["ours"]), median(times["copy"])
-    print(f"(b) local: ours {throughput(total, o)}, plain copy {throughput(total, c)}: ratio {c / o:.3f} "
-          f"(target >= 0.8); median of the per-round ratios "
-          f"{median([a / b for a, b in zip(times['copy'], times['ours'], strict=True)]):.3f}; load average "
-          f"{min(loads):.1f} to {max(loads):.1f}", flush=True)
+    print(
+        f"(b) local: ours {throughput(total, o)}, plain copy {throughput(total, c)}: ratio {c / o:.3f} "
+        f"(target >= 0.8); median of the per-round ratios "
+        f"{median([a / b for a, b in zip(times['copy'], times['ours'], strict=True)]):.3f}; load average "
+        f"{min(loads):.1f} to {max(loads):.1f}",
+        flush=True,
+    )
     f = median(times["floor"])
-    print(f"    the floor, copying and hashing each file as the server does, 2 threads: {throughput(total, f)}: "
-          f"ratio {c / f:.3f} against the plain copy", flush=True)
+    print(
+        f"    the floor, copying and hashing each file as the server does, 2 threads: {throughput(total, f)}: "
+        f"ratio {c / f:.3f} against the plain copy",
+        flush=True,
+    )
     best = {side: min(values) for side, values in times.items()}
-    print(f"    best of {rounds} rounds (what each costs when nothing disturbs it): ours {best['ours']:.2f} s, plain "
-          f"copy {best['copy']:.2f} s, floor {best['floor']:.2f} s: ratio {best['copy'] / best['ours']:.3f}, "
-          f"floor {best['copy'] / best['floor']:.3f}", flush=True)
+    print(
+        f"    best of {rounds} rounds (what each costs when nothing disturbs it): ours {best['ours']:.2f} s, plain "
+        f"copy {best['copy']:.2f} s, floor {best['floor']:.2f} s: ratio {best['copy'] / best['ours']:.3f}, "
+        f"floor {best['copy'] / best['floor']:.3f}",
+        flush=True,
+    )
 
 
 def bench_second_version(client: GridClient, files: list[Path], src: Path, total: int, work: Path) -> None:
@@ -315,11 +337,18 @@ def bench_resume(moto: S3Server, src: Path, total: int, work: Path) -> None:
         user, key = add_user(with_relay.home, "bench-resume")
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
         env.update(
-            GRID_URL=f"http://127.0.0.1:{cp_relay.port}", GRID_USER_ID=user, GRID_API_KEY=key,
-            GRID_OPS_HOME=str(work / "home-resume"), GRID_CLUSTER_ID="s3",
+            GRID_URL=f"http://127.0.0.1:{cp_relay.port}",
+            GRID_USER_ID=user,
+            GRID_API_KEY=key,
+            GRID_OPS_HOME=str(work / "home-resume"),
+            GRID_CLUSTER_ID="s3",
         )
-        proc = subprocess.Popen([str(GRID_OPS), "datastore", "create", str(src), "--name", "resumed"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(GRID_OPS), "datastore", "create", str(src), "--name", "resumed"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while s3_relay.sent < total // 2:
             if proc.poll() is not None:
                 raise RuntimeError("the upload ended before half way")
@@ -327,8 +356,9 @@ def bench_resume(moto: S3Server, src: Path, total: int, work: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         at_kill = s3_relay.sent + cp_relay.sent
-        out = subprocess.run([str(GRID_OPS), "-o", "json", "datastore", "resume"], env=env, capture_output=True,
-                             text=True, timeout=600)
+        out = subprocess.run(
+            [str(GRID_OPS), "-o", "json", "datastore", "resume"], env=env, capture_output=True, text=True, timeout=600
+        )
         if out.returncode != 0:
             raise RuntimeError(out.stderr)
         sent = s3_relay.sent + cp_relay.sent

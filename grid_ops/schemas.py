@@ -770,7 +770,8 @@ class ManifestEntry(NamedByBlake3):
 
 class RunnerDatastoreFile(WireModel):
     """Our addition: one file of the version an experiment mounts, as its runner fetches it: ``url`` GETs
-    the bytes; ``localPath`` is the content's file where the control plane's machine stores it."""
+    the bytes; ``localPath`` is the content's file where the control plane's machine stores it, and
+    ``localOffset`` where in that file it starts when it is kept inside a pack (absent: the whole file)."""
 
     path: str
     blake3: str
@@ -778,6 +779,7 @@ class RunnerDatastoreFile(WireModel):
     mode: int
     url: str
     local_path: str | None = None
+    local_offset: int | None = None
 
 
 class RunnerDatastore(WireModel):

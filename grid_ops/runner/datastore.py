@@ -269,7 +269,7 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         mode = _read_only(int(f.get("mode") or 0o644))
         local = f.get("localPath")
-        if local and _copy(local, dest, mode, int(f["sizeBytes"])):
+        if local and _copy(local, dest, mode, int(f["sizeBytes"]), f.get("localOffset")):
             stats.copied += 1
         else:
             downloads.append((f, dest, mode))
@@ -281,9 +281,14 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
     return stats
 
 
-def _copy(source: str, dest: str, mode: int, size: int) -> bool:
+def _copy(source: str, dest: str, mode: int, size: int, offset: int | None = None) -> bool:
+    """Copy a content's file of the control plane's local storage (or ``size`` bytes at ``offset`` of one of
+    its pack files); False if it cannot (the caller downloads it instead)."""
     try:
-        shutil.copyfile(source, dest)
+        if offset is None:
+            shutil.copyfile(source, dest)
+        else:
+            _copy_range(source, dest, int(offset), size)
         if os.path.getsize(dest) != size:
             os.unlink(dest)
             return False
@@ -293,6 +298,14 @@ def _copy(source: str, dest: str, mode: int, size: int) -> bool:
         with contextlib.suppress(OSError):
             os.unlink(dest)
         return False
+
+
+def _copy_range(source: str, dest: str, offset: int, size: int) -> None:
+    """``size`` bytes of ``source`` from ``offset`` into a new file ``dest`` (fewer if ``source`` is shorter)."""
+    with open(source, "rb", buffering=0) as src, open(dest, "wb", buffering=0) as out:
+        done = 0
+        while done < size and (n := os.sendfile(out.fileno(), src.fileno(), offset + done, size - done)):
+            done += n
 
 
 def _sha256_of(path: str) -> str:

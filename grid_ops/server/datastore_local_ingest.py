@@ -1,9 +1,10 @@
 """Same-host uploads: a client on the control plane's machine names its files and the control plane copies
 them straight from disk into its local storage, instead of receiving them part by part over HTTP.
 
-The guarantees are those of the presigned flow: each file is copied into an unnamed file that becomes
-visible only at its content's address (``storage/blob_copy.py``), and what is hashed is the copy itself, so
-the stored content is exactly what was hashed (checked against the client's
+The guarantees are those of the presigned flow: a large file is copied into an unnamed file that becomes
+visible only at its content's address (``storage/blob_copy.py``), a small one is read into memory and
+appended to the request's pack (``storage/packs.py``), readable only once its row is committed; what is
+hashed is the copy itself, so the stored content is exactly what was hashed (checked against the client's
 ``blake3`` when it sends one); a file whose size or modification time differs from what the client scanned,
 before or after the copy, is reported as changed and not stored; content is stored once per owner; each
 request records its files in the version's manifest in one transaction, so an interrupted upload resumes
@@ -17,6 +18,7 @@ account can, which on the embedded control plane is that user's own account.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import functools
 import ipaddress
@@ -36,6 +38,7 @@ from grid_ops.server.datastore_uploads import (
     check_path,
     check_sha,
     insert_blobs,
+    insert_packed,
     put_files,
     require_uploading,
 )
@@ -43,6 +46,7 @@ from grid_ops.server.datastores import DatastoreRuntime, describe, find_datastor
 from grid_ops.server.errors import ApiError, bad_request, conflict
 from grid_ops.server.storage.base import blob_key
 from grid_ops.server.storage.local import LocalStore
+from grid_ops.server.storage.packs import PackWriter
 
 MAX_PROBE_BYTES = 256
 COPY_THREADS = os.cpu_count() or 2  # copying is CPU work now (kernel copy, hashing): one thread a core
@@ -73,6 +77,7 @@ class _Copied:
     blake3: str | None = None
     size: int = 0
     mode: int = DEFAULT_MODE
+    pack_offset: int | None = None  # where in the request's pack it went (a small file)
     problem: str | None = None  # "changed" or "unavailable"
 
 
@@ -136,9 +141,9 @@ def _opened_path(fd: int) -> str | None:
 
 
 def _copy_one(
-    store: LocalStore, owner: str, forbidden: list[str], real_dir: Callable[[str], str], f: LocalFile
+    store: LocalStore, owner: str, forbidden: list[str], real_dir: Callable[[str], str], pack: PackWriter, f: LocalFile
 ) -> _Copied:
-    """Copy one file into the store by its hash (or say why not)."""
+    """Copy one file into the store by its hash, a small one into the request's pack (or say why not)."""
     out = _Copied(f.path, mode=DEFAULT_MODE if f.mode is None else f.mode & 0o777)
     real = _real_path(f.local_path, real_dir)
     if _inside(real, forbidden):  # before opening: closing any descriptor of the control plane's database
@@ -176,7 +181,13 @@ def _copy_one(
         tmp.discard()
         out.problem = "changed"
         return out
-    store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
+    if tmp.data is not None:  # small: read whole already, appended to the pack (no file of its own)
+        try:
+            out.pack_offset = pack.append(tmp.data)
+        finally:
+            tmp.discard()
+    else:
+        store.keep_blob(tmp, blob_key(owner, sha), copied)  # once per content
     out.blake3, out.size = sha, copied
     return out
 
@@ -224,6 +235,47 @@ def ingest_local_files(
     todo = collections.deque(sorted(body.files, key=lambda f: -f.size_bytes))  # large first: threads end together
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
     failed = threading.Event()
+    pack = store.new_pack(owner)
+    try:
+        copied = _copy_all(store, owner, forbidden, real_dir, pack, todo, failed)
+        stored = [c for c in copied if c.problem is None and c.blake3 is not None]
+        with runtime.sessions.begin() as session:
+            now = session.get(DatastoreRow, datastore_id)
+            if now is None or now.deleted_at is not None:
+                raise ApiError(404, f"datastore {ref!r} was deleted during the upload")
+            require_uploading(now)
+            insert_blobs(session, now.cluster_id, now.user_id, ((c.blake3 or "", c.size) for c in stored))
+            packed = [(c.blake3 or "", c.pack_offset, c.size) for c in stored if c.pack_offset is not None]
+            recorded, dead = insert_packed(session, now.cluster_id, now.user_id, pack.key, packed)
+            put_files(session, now, [(c.path, c.blake3 or "", c.size, c.mode) for c in stored])
+    except BaseException:
+        pack.discard()  # nothing recorded points into it
+        raise
+    pack.close()
+    if pack.used and not recorded:  # every small file was stored inside a pack already
+        pack.discard()
+    else:
+        for offset, size in dead:  # copies of content found in a pack already: their space back
+            with contextlib.suppress(OSError):
+                store.punch_hole(pack.key, offset, size)
+    return LocalFilesResponse(
+        same_host=True,
+        files=[LocalFileStored(path=c.path, blake3=c.blake3 or "", size_bytes=c.size) for c in stored],
+        changed=sorted(c.path for c in copied if c.problem == "changed"),
+        unavailable=sorted(c.path for c in copied if c.problem == "unavailable"),
+    )
+
+
+def _copy_all(
+    store: LocalStore,
+    owner: str,
+    forbidden: list[str],
+    real_dir: Callable[[str], str],
+    pack: PackWriter,
+    todo: collections.deque[LocalFile],
+    failed: threading.Event,
+) -> list[_Copied]:
+    """Copy the request's files on the process's copying threads."""
 
     def copy_some() -> list[_Copied]:
         """Copy files of the request until none is left (a task per thread, not a future per file: handing a
@@ -235,7 +287,7 @@ def ingest_local_files(
                     f = todo.popleft()
                 except IndexError:
                     break
-                done.append(_copy_one(store, owner, forbidden, real_dir, f))
+                done.append(_copy_one(store, owner, forbidden, real_dir, pack, f))
         except BaseException:  # the other threads copy nothing more for a request that fails
             failed.set()
             raise
@@ -244,21 +296,10 @@ def ingest_local_files(
     pool = _copy_pool()
     tasks = [pool.submit(copy_some) for _ in range(min(COPY_THREADS, len(todo)))]
     try:
-        copied = [c for task in tasks for c in task.result()]
+        return [c for task in tasks for c in task.result()]
     except BaseException:
         failed.set()
+        for task in tasks:  # the pack is discarded after: no thread may still write to it
+            with contextlib.suppress(BaseException):
+                task.result()
         raise
-    stored = [c for c in copied if c.problem is None and c.blake3 is not None]
-    with runtime.sessions.begin() as session:
-        now = session.get(DatastoreRow, datastore_id)
-        if now is None or now.deleted_at is not None:
-            raise ApiError(404, f"datastore {ref!r} was deleted during the upload")
-        require_uploading(now)
-        insert_blobs(session, now.cluster_id, now.user_id, ((c.blake3 or "", c.size) for c in stored))
-        put_files(session, now, [(c.path, c.blake3 or "", c.size, c.mode) for c in stored])
-    return LocalFilesResponse(
-        same_host=True,
-        files=[LocalFileStored(path=c.path, blake3=c.blake3 or "", size_bytes=c.size) for c in stored],
-        changed=sorted(c.path for c in copied if c.problem == "changed"),
-        unavailable=sorted(c.path for c in copied if c.problem == "unavailable"),
-    )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from grid_ops.schemas import DatastoreMount, RunnerDatastore, RunnerDatastoreFile
 from grid_ops.server.artifacts import live_experiment
 from grid_ops.server.auth import Principal
+from grid_ops.server.datastore_content import locate
 from grid_ops.server.datastore_tables import DatastoreFileRow, DatastoreRow, RunDatastoreRow
 from grid_ops.server.datastore_uploads import storage_failed
 from grid_ops.server.datastores import DOWNLOAD_URL_SECONDS, DatastoreRuntime, describe, visible_version
@@ -21,7 +22,6 @@ from grid_ops.server.models import ExperimentRow, RunRow
 from grid_ops.server.pagination import encode
 from grid_ops.server.phases import TERMINAL
 from grid_ops.server.storage import StorageError
-from grid_ops.server.storage.base import blob_key
 
 MAX_MOUNT_PATH = 1024
 
@@ -140,17 +140,19 @@ def runner_view(
     store = runtime.store(row.cluster_id)
     out = []
     try:
+        where = locate(session, store, row.cluster_id, row.user_id, (f.blake3 for f in files))
         for f in files:
-            key = blob_key(row.user_id, f.blake3)
-            local = store.local_path(key)
+            at = where[f.blake3]
+            local = at.local_path(store)
             out.append(
                 RunnerDatastoreFile(
                     path=f.path,
                     blake3=f.blake3,
                     size_bytes=f.size,
                     mode=f.mode,
-                    url=store.download_url(key, DOWNLOAD_URL_SECONDS, base_url),
+                    url=at.url(store, DOWNLOAD_URL_SECONDS, base_url),
                     local_path=str(local) if local is not None else None,
+                    local_offset=at.offset if local is not None else None,
                 )
             )
     except StorageError as exc:

@@ -2,7 +2,8 @@
 versions runs mount.
 
 A version is a manifest (path -> blake3, size, mode) over content stored once per owner and cluster by its
-hash (``datastore_blobs``), so versions that share files share their bytes. Uploads in progress are rows
+hash (``datastore_blobs``; ``datastore_packed_blobs`` for content kept inside a pack file), so versions that
+share files share their bytes. Uploads in progress are rows
 of ``datastore_uploads``; the parts themselves are tracked by the storage backend, as S3 does.
 """
 
@@ -82,6 +83,22 @@ class DatastoreBlobRow(Base):
     blake3: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(_BIG)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DatastorePackedBlobRow(Base):
+    """Where content stored inside a pack is (local storage only): small files a same-host upload copies are
+    appended to one pack file per request instead of a file each, since creating a file is what a copy of
+    many small files spends most of its time on. Content without a row here is a file at its blob key."""
+
+    __tablename__ = "datastore_packed_blobs"
+    __table_args__ = (Index("ix_datastore_packed_blobs_pack", "cluster_id", "pack"),)
+
+    cluster_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    blake3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pack: Mapped[str] = mapped_column(String(160))  # its object key: packs/<owner>/<id>
+    offset: Mapped[int] = mapped_column(_BIG)
+    size: Mapped[int] = mapped_column(_BIG)
 
 
 class DatastoreUploadRow(Base):

@@ -37,7 +37,13 @@ from grid_ops.schemas import (
     PresignedUploadUrl,
 )
 from grid_ops.server.auth import Principal
-from grid_ops.server.datastore_tables import DatastoreBlobRow, DatastoreFileRow, DatastoreRow, DatastoreUploadRow
+from grid_ops.server.datastore_tables import (
+    DatastoreBlobRow,
+    DatastoreFileRow,
+    DatastorePackedBlobRow,
+    DatastoreRow,
+    DatastoreUploadRow,
+)
 from grid_ops.server.datastores import (
     UPLOAD_SOURCES,
     UPLOAD_URL_SECONDS,
@@ -77,6 +83,7 @@ R = TypeVar("R")
 # the tables themselves, for Core executemany inserts (the ORM's bulk insert handles each row in Python)
 _BLOB_TABLE = cast(Table, DatastoreBlobRow.__table__)
 _FILE_TABLE = cast(Table, DatastoreFileRow.__table__)
+_PACKED_TABLE = cast(Table, DatastorePackedBlobRow.__table__)
 
 
 def check_sha(value: str, what: str) -> str:
@@ -147,19 +154,56 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
         {"cluster_id": cluster_id, "user_id": user_id, "blake3": sha, "size": size, "created_at": now}
         for sha, size in sorted(dict(blobs).items())  # in key order: concurrent batches cannot deadlock
     ]
+    _insert_new(session, _BLOB_TABLE, DatastoreBlobRow, values)
+
+
+def insert_packed(
+    session: Session, cluster_id: str, user_id: str, pack: str, entries: Iterable[tuple[str, int, int]]
+) -> tuple[int, list[tuple[int, int]]]:
+    """Record where content (blake3, offset, size) appended to the pack ``pack`` is. Content found inside a
+    pack already keeps that place. Returns how many were recorded, and the (offset, size) of the copies not
+    recorded, whose space the caller frees."""
+    first: dict[str, tuple[int, int]] = {}
+    dead: list[tuple[int, int]] = []
+    for sha, offset, size in entries:
+        if sha in first:  # the same content twice in one request
+            dead.append((offset, size))
+        else:
+            first[sha] = (offset, size)
+    wanted = sorted(first)
+    for start in range(0, len(wanted), 500):
+        for sha in session.scalars(
+            select(DatastorePackedBlobRow.blake3).where(
+                DatastorePackedBlobRow.cluster_id == cluster_id,
+                DatastorePackedBlobRow.user_id == user_id,
+                DatastorePackedBlobRow.blake3.in_(wanted[start : start + 500]),
+            )
+        ):
+            dead.append(first.pop(sha))
+    values = [
+        {"cluster_id": cluster_id, "user_id": user_id, "blake3": sha, "pack": pack, "offset": offset, "size": size}
+        for sha, (offset, size) in sorted(first.items())
+    ]
+    _insert_new(session, _PACKED_TABLE, DatastorePackedBlobRow, values)
+    return len(values), dead
+
+
+def _insert_new(session: Session, table: Table, model: type[Any], values: list[dict[str, Any]]) -> None:
+    """Insert rows (sorted by their primary key: concurrent batches cannot deadlock), leaving alone those
+    whose primary key is taken already."""
     if not values:
         return
     session.flush()  # a Core insert does not flush the session's pending changes first, as the ORM's does
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        _insert_many(session, postgresql.insert(_BLOB_TABLE).on_conflict_do_nothing(), values)
+        _insert_many(session, postgresql.insert(table).on_conflict_do_nothing(), values)
     elif dialect == "sqlite":
-        _insert_many(session, sqlite.insert(_BLOB_TABLE).on_conflict_do_nothing(), values)
+        _insert_many(session, sqlite.insert(table).on_conflict_do_nothing(), values)
     else:  # pragma: no cover - other databases: check first
         for value in values:
-            key = (value["cluster_id"], value["user_id"], value["blake3"])
-            if session.get(DatastoreBlobRow, key) is None:
-                session.add(DatastoreBlobRow(**value))
+            key = tuple(value[column.name] for column in table.primary_key.columns)
+            if session.get(model, key) is None:
+                session.add(model(**value))
 
 
 def stored_blobs(session: Session, row: DatastoreRow, hashes: Iterable[str]) -> dict[str, int]:

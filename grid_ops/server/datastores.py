@@ -37,6 +37,7 @@ from grid_ops.server.datastore_tables import (
     DatastoreBlobRow,
     DatastoreEventRow,
     DatastoreFileRow,
+    DatastorePackedBlobRow,
     DatastoreRow,
     DatastoreUploadRow,
 )
@@ -46,6 +47,7 @@ from grid_ops.server.ids import is_id, new_id
 from grid_ops.server.lookup import check_cluster
 from grid_ops.server.storage import BlobStore, StorageError, open_store
 from grid_ops.server.storage.base import UploadRef, blob_key
+from grid_ops.server.storage.local import LocalStore
 from grid_ops.server.url_policy import UrlRefused, check_url
 
 Phase = DatastoreOptimizationStatus
@@ -339,6 +341,7 @@ class Cleanup:
     store: BlobStore
     uploads: list[UploadRef] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
+    holes: list[tuple[str, int, int]] = field(default_factory=list)  # (pack, offset, size) no longer used
 
     def run(self) -> None:
         for ref in self.uploads:  # an abandoned multipart upload is harmless (S3 lifecycle rules expire them)
@@ -347,6 +350,10 @@ class Cleanup:
         for key in self.objects:
             with contextlib.suppress(StorageError):
                 self.store.delete_object(key)
+        if isinstance(self.store, LocalStore):
+            for key, offset, size in self.holes:
+                with contextlib.suppress(StorageError, OSError):
+                    self.store.punch_hole(key, offset, size)
 
 
 def delete_datastore(session: Session, runtime: DatastoreRuntime, row: DatastoreRow) -> Cleanup:
@@ -377,6 +384,7 @@ def delete_datastore(session: Session, runtime: DatastoreRuntime, row: Datastore
             )
         )
         orphans = sorted(hashes - still_used)
+        packed: list[tuple[str, int, int]] = []
         for start in range(0, len(orphans), 500):
             chunk = orphans[start : start + 500]
             session.execute(
@@ -386,7 +394,49 @@ def delete_datastore(session: Session, runtime: DatastoreRuntime, row: Datastore
                     DatastoreBlobRow.blake3.in_(chunk),
                 )
             )
+            packed.extend(_forget_packed(session, row, chunk))
         cleanup.objects.extend(blob_key(row.user_id, sha) for sha in orphans)
+        _free_packed(session, row, packed, cleanup)
     row.deleted_at = utcnow()
     set_phase(session, row, Phase.DELETED, DatastoreState.DELETED, f"{describe(row)} deleted")
     return cleanup
+
+
+def _forget_packed(session: Session, row: DatastoreRow, hashes: list[str]) -> list[tuple[str, int, int]]:
+    """Delete the pack rows of content no version of the owner uses; returns where it was in its packs."""
+    where = (
+        DatastorePackedBlobRow.cluster_id == row.cluster_id,
+        DatastorePackedBlobRow.user_id == row.user_id,
+        DatastorePackedBlobRow.blake3.in_(hashes),
+    )
+    found = [
+        (pack, offset, size)
+        for pack, offset, size in session.execute(
+            select(DatastorePackedBlobRow.pack, DatastorePackedBlobRow.offset, DatastorePackedBlobRow.size).where(
+                *where
+            )
+        )
+    ]
+    if found:
+        session.execute(delete(DatastorePackedBlobRow).where(*where))
+    return found
+
+
+def _free_packed(session: Session, row: DatastoreRow, packed: list[tuple[str, int, int]], cleanup: Cleanup) -> None:
+    """Once the deletion commits: remove the packs nothing points into any more, and punch holes over the
+    content given up inside the others."""
+    packs = sorted({pack for pack, _, _ in packed})
+    still_used: set[str] = set()
+    for start in range(0, len(packs), 500):
+        still_used.update(
+            session.scalars(
+                select(DatastorePackedBlobRow.pack)
+                .where(
+                    DatastorePackedBlobRow.cluster_id == row.cluster_id,
+                    DatastorePackedBlobRow.pack.in_(packs[start : start + 500]),
+                )
+                .distinct()
+            )
+        )
+    cleanup.objects.extend(pack for pack in packs if pack not in still_used)
+    cleanup.holes.extend(entry for entry in packed if entry[0] in still_used)

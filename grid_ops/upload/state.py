@@ -111,7 +111,7 @@ class UploadState:
 
 def _apply_batch(state: UploadState, stored: dict[str, str]) -> None:
     """Mark the files of a same-host batch as recorded, with their digests. The work is the batch's, not
-    the upload's: a million files come in four thousand batches."""
+    the upload's: a million files come in a thousand batches or more."""
     index = _file_index(state)
     for path, sha in stored.items():
         at = index.get(path)

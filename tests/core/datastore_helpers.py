@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,24 @@ def expected_view(root: Path) -> dict[str, tuple[str, int]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def stored_content(cp: ControlPlane, user_id: str | None = None, cluster: str = "local") -> dict[str, str]:
+    """The content a user has in a local cluster's storage, by BLAKE3: ``"file"`` for a file at its blob key,
+    ``"pack"`` for a range of a pack file (read from the control plane's database, read-only)."""
+    user = user_id or cp.user_id
+    root = cp.home / "server" / "datastores" / cluster / "blobs" / user
+    found = {p.name: "file" for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
+    database = next((cp.home / "server").glob("*.db"))
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT blake3 FROM datastore_packed_blobs WHERE cluster_id = ? AND user_id = ?", (cluster, user)
+        ).fetchall()
+    found.update((sha, "pack") for (sha,) in rows)
+    return found
+
+
+def pack_files(cp: ControlPlane, user_id: str | None = None, cluster: str = "local") -> list[Path]:
+    """The pack files of a user in a local cluster's storage."""
+    root = cp.home / "server" / "datastores" / cluster / "packs" / (user_id or cp.user_id)
+    return sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []

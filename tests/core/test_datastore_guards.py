@@ -34,6 +34,7 @@ from tests.core.datastore_helpers import (
     point_sdk_at,
     random_bytes,
     read_version,
+    stored_content,
     tree_of,
     unique,
 )
@@ -105,8 +106,7 @@ def locked(tmp_path_factory: pytest.TempPathFactory, web: tuple[str, Path]) -> I
 
 
 def blobs_of(plane: ControlPlane) -> set[str]:
-    root = plane.home / "server" / "datastores" / "local" / "blobs" / plane.user_id
-    return {p.name for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+    return set(stored_content(plane))
 
 
 # --------------------------------------------------------------------------- same-host uploads
@@ -131,6 +131,7 @@ def test_same_host_upload_copies_from_disk_and_stores_each_content_once(
     assert read_version(client_of(cp), f"{name}:1") == tree_of(src)  # content and modes
     new = blobs_of(cp) - before
     assert new == {blake3_hex(d) for d, _ in tree_of(src).values()} and len(new) == 7  # the twin shares f0's blob
+    assert {stored_content(cp)[sha] for sha in new} == {"pack"}  # small files: inside a pack, no file each
 
     changed = f"changed {name}".encode()  # content no other test stored for this user
     (src / "d" / "f3.bin").write_bytes(changed)

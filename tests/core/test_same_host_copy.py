@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blake3 import blake3
 
 from grid_ops.schemas import LocalFile
 from grid_ops.server.datastore_local_ingest import _copy_one, _sees_client_files
+from grid_ops.server.storage.blob_copy import SMALL
 from grid_ops.server.storage.local import LocalStore
 
 
@@ -30,23 +32,31 @@ def test_a_file_reached_through_a_folder_that_became_a_link_to_the_state_dir_is_
     swapped = tmp_path / "data"
     swapped.symlink_to(state)  # resolved as a plain folder a moment ago (stale), a link to the state dir now
     stale = str  # the folder's resolution cached before the swap: it still names the folder itself
-    out = _copy_one(store, "user-1", forbidden, stale, _local_file(swapped / "grid.db", "grid.db"))
+    pack = store.new_pack("user-1")
+    out = _copy_one(store, "user-1", forbidden, stale, pack, _local_file(swapped / "grid.db", "grid.db"))
+    assert not pack.used
     assert (out.problem, out.blake3) == ("unavailable", None)
     assert not any(p.is_file() for p in (state / "datastores").rglob("*"))  # nothing of it stored
 
 
-def test_a_file_outside_the_state_dir_is_copied_under_its_digest(tmp_path: Path) -> None:
+def test_a_file_outside_the_state_dir_is_copied_into_the_pack_or_under_its_digest(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     store = LocalStore(state / "datastores" / "local", "local", lambda purpose, text: text)
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.bin").write_bytes(b"x" * 100)
-    out = _copy_one(store, "user-1", [os.path.realpath(state)], str, _local_file(data / "x.bin", "x.bin"))
-    assert out.problem is None and out.size == 100
-    assert out.blake3 is not None
-    stored = state / "datastores" / "local" / "blobs" / "user-1" / out.blake3[:2] / out.blake3
-    assert stored.read_bytes() == b"x" * 100
+    (data / "big.bin").write_bytes(b"y" * (SMALL + 1))
+    pack = store.new_pack("user-1")
+    out = _copy_one(store, "user-1", [os.path.realpath(state)], str, pack, _local_file(data / "x.bin", "x.bin"))
+    assert out.problem is None and out.size == 100 and out.blake3 == blake3(b"x" * 100).hexdigest()
+    pack.close()
+    packed = state / "datastores" / "local" / pack.key
+    assert out.pack_offset == 0 and packed.read_bytes() == b"x" * 100  # a small file: inside the pack
+    big = _copy_one(store, "user-1", [os.path.realpath(state)], str, pack, _local_file(data / "big.bin", "big.bin"))
+    assert big.blake3 is not None and big.pack_offset is None  # a large one: a file at its digest
+    stored = state / "datastores" / "local" / "blobs" / "user-1" / big.blake3[:2] / big.blake3
+    assert stored.read_bytes() == b"y" * (SMALL + 1)
 
 
 def test_a_probe_path_among_the_control_planes_files_is_not_even_opened(

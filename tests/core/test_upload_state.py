@@ -77,7 +77,7 @@ class _CountedList(list[SourceFile]):
 
 
 def test_recording_a_batch_reads_the_batch_not_the_whole_upload(tmp_path: Path) -> None:
-    # a million files come in four thousand batches: walking every file per batch made that quadratic
+    # a million files come in a thousand batches or more: walking every file per batch made that quadratic
     store = StateStore(tmp_path / "home")
     state = _state(tmp_path)
     state.files = _CountedList(SourceFile(f"f{i}", tmp_path / f"f{i}", 10, 1, 0o644) for i in range(1000))

@@ -7,17 +7,21 @@ They carry their own authorisation (an expiry time and an HMAC token), not the u
 from __future__ import annotations
 
 import hmac
+import os
 import time
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from grid_ops.server.datastore_tables import DatastoreUploadRow
 from grid_ops.server.datastores import DatastoreRuntime, runtime_of
 from grid_ops.server.errors import ApiError
 from grid_ops.server.storage.base import MAX_PART_SIZE, StorageError
 from grid_ops.server.storage.local import LocalStore
+
+_RANGE_CHUNK = 1024 * 1024
 
 router = APIRouter(tags=["datastores"], include_in_schema=True)
 _BUFFER = 4 * 1024 * 1024
@@ -89,16 +93,47 @@ async def put_part(
     return Response(status_code=200, headers={"ETag": f'"{info.etag}"'})
 
 
-@router.get("/v1/core/{cluster_id}/datastore-objects/{key:path}")
-def get_object(cluster_id: str, key: str, request: Request, expires: int = 0, token: str = "") -> FileResponse:
-    """Download a stored object (a file's content) through a URL from the files listing."""
+@router.get("/v1/core/{cluster_id}/datastore-objects/{key:path}", response_model=None)
+def get_object(
+    cluster_id: str,
+    key: str,
+    request: Request,
+    expires: int = 0,
+    token: str = "",
+    offset: int | None = None,
+    length: int | None = None,
+) -> FileResponse | StreamingResponse:
+    """Download a stored object (a file's content) through a URL from the files listing; with ``offset`` and
+    ``length`` (signed with the rest), that range of it: content kept inside a pack."""
     runtime = runtime_of(request)
     store = _local_store(runtime, cluster_id)
-    _check_signature(store.object_token(key, expires), token, expires, "download")
+    _check_signature(store.object_token(key, expires, offset, length), token, expires, "download")
     try:
         path = store.local_path(key)
     except StorageError as exc:
         raise ApiError(404, str(exc)) from exc
+    missing = f"object {key!r} is not stored (its datastore version may have been deleted)"
     if path is None or not path.is_file():
-        raise ApiError(404, f"object {key!r} is not stored (its datastore version may have been deleted)")
-    return FileResponse(path, media_type="application/octet-stream")
+        raise ApiError(404, missing)
+    if offset is None and length is None:
+        return FileResponse(path, media_type="application/octet-stream")
+    start, count = offset or 0, length or 0
+    if start < 0 or count < 0 or start + count > path.stat().st_size:
+        raise ApiError(404, missing)
+    return StreamingResponse(
+        _read_range(str(path), start, count),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(count)},
+    )
+
+
+def _read_range(path: str, offset: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of a file from ``offset``, in chunks (run in a worker thread by the response)."""
+    with open(path, "rb", buffering=0) as f:
+        while length > 0:
+            chunk = os.pread(f.fileno(), min(_RANGE_CHUNK, length), offset)
+            if not chunk:
+                return
+            yield chunk
+            offset += len(chunk)
+            length -= len(chunk)

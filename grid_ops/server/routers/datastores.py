@@ -34,6 +34,7 @@ from grid_ops.schemas import (
     UpdateDatastoreRequest,
 )
 from grid_ops.server import datastore_uploads as uploads
+from grid_ops.server.datastore_content import locate
 from grid_ops.server.datastore_local_ingest import ingest_local_files
 from grid_ops.server.datastore_mounts import refuse_if_in_use
 from grid_ops.server.datastore_tables import DatastoreEventRow, DatastoreFileRow, DatastoreRow
@@ -55,7 +56,6 @@ from grid_ops.server.pagination import PageDep, encode
 from grid_ops.server.query_params import split_values
 from grid_ops.server.state import SessionDep, StateDep, UserDep, wire_response
 from grid_ops.server.storage import StorageError
-from grid_ops.server.storage.base import blob_key
 
 router = APIRouter(prefix="/v1/core/{cluster_id}/datastores", tags=["datastores"])
 files_router = APIRouter(prefix="/v1/core/datastores", tags=["datastores"])
@@ -225,12 +225,13 @@ def files(
     store = runtime_of(request).store(row.cluster_id)
     base = _base_url(request)
     try:
+        where = locate(session, store, row.cluster_id, row.user_id, (f.blake3 for f in rows))
         out = [
             DatastoreFile(
                 filename=f.path,
                 last_modified=as_utc(row.completed_at),
                 size_bytes=str(f.size),
-                url=store.download_url(blob_key(row.user_id, f.blake3), DOWNLOAD_URL_SECONDS, base),
+                url=where[f.blake3].url(store, DOWNLOAD_URL_SECONDS, base),
                 blake3=f.blake3,
                 mode=f.mode,
             )

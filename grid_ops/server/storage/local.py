@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 from grid_ops import digests
 from grid_ops.server.storage.base import Assembled, BlobStore, ContentMismatch, PartInfo, StorageError, UploadRef
 from grid_ops.server.storage.blob_copy import BlobCopier, TempBlob
+from grid_ops.server.storage.packs import PackWriter, punch_hole
 
 _PART_FILE = re.compile(r"^(\d+)\.([0-9a-f]{32})$")
 _CHUNK = 4 * 1024 * 1024
@@ -105,8 +106,12 @@ class LocalStore(BlobStore):
     def part_token(self, upload_id: str, number: int, expires: int) -> str:
         return self._sign("datastore-part", f"{upload_id}:{number}:{expires}")
 
-    def object_token(self, key: str, expires: int) -> str:
-        return self._sign("datastore-object", f"{self.cluster_id}:{key}:{expires}")
+    def object_token(self, key: str, expires: int, offset: int | None = None, length: int | None = None) -> str:
+        """The signature of a download URL: of the whole object, or of ``length`` bytes at ``offset`` of it."""
+        signed = f"{self.cluster_id}:{key}:{expires}"
+        if offset is not None or length is not None:
+            signed += f":{offset}:{length}"
+        return self._sign("datastore-object", signed)
 
     # ------------------------------------------------------------------ multipart uploads
 
@@ -236,6 +241,21 @@ class LocalStore(BlobStore):
         expires = int(time.time()) + expires_in
         query = urlencode({"expires": expires, "token": self.object_token(key, expires)})
         return f"{base_url.rstrip('/')}/v1/core/{quote(self.cluster_id, safe='')}/datastore-objects/{key}?{query}"
+
+    def range_url(self, key: str, offset: int, length: int, expires_in: int, base_url: str) -> str:
+        """A URL that GETs ``length`` bytes at ``offset`` of the object (content inside a pack)."""
+        expires = int(time.time()) + expires_in
+        token = self.object_token(key, expires, offset, length)
+        query = urlencode({"offset": offset, "length": length, "expires": expires, "token": token})
+        return f"{base_url.rstrip('/')}/v1/core/{quote(self.cluster_id, safe='')}/datastore-objects/{key}?{query}"
+
+    def new_pack(self, owner: str) -> PackWriter:
+        """A pack for the small files of one request of ``owner`` (``packs.py``)."""
+        return PackWriter(self._root, owner)
+
+    def punch_hole(self, key: str, offset: int, length: int) -> None:
+        """Free the space of content inside a pack that no version uses any more."""
+        punch_hole(str(self._path(key)), offset, length)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
