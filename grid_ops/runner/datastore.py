@@ -269,7 +269,7 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         mode = _read_only(int(f.get("mode") or 0o644))
         local = f.get("localPath")
-        if local and _copy(local, dest, mode, int(f["sizeBytes"]), f.get("localOffset")):
+        if local and _copy(local, dest, mode, int(f["sizeBytes"]), f.get("localOffset"), str(f["blake3"])):
             stats.copied += 1
         else:
             downloads.append((f, dest, mode))
@@ -281,14 +281,16 @@ def _build(root: str, files: list[dict[str, Any]]) -> BuildStats:
     return stats
 
 
-def _copy(source: str, dest: str, mode: int, size: int, offset: int | None = None) -> bool:
+def _copy(source: str, dest: str, mode: int, size: int, offset: int | None = None, want: str = "") -> bool:
     """Copy a content's file of the control plane's local storage (or ``size`` bytes at ``offset`` of one of
-    its pack files); False if it cannot (the caller downloads it instead)."""
+    its pack files, checked by its BLAKE3: a range freed since reads as zeros); False if it cannot (the
+    caller downloads it instead)."""
     try:
         if offset is None:
             shutil.copyfile(source, dest)
-        else:
-            _copy_range(source, dest, int(offset), size)
+        elif _copy_range(source, dest, int(offset), size) not in (want, None):
+            os.unlink(dest)
+            return False
         if os.path.getsize(dest) != size:
             os.unlink(dest)
             return False
@@ -300,12 +302,19 @@ def _copy(source: str, dest: str, mode: int, size: int, offset: int | None = Non
         return False
 
 
-def _copy_range(source: str, dest: str, offset: int, size: int) -> None:
-    """``size`` bytes of ``source`` from ``offset`` into a new file ``dest`` (fewer if ``source`` is shorter)."""
+def _copy_range(source: str, dest: str, offset: int, size: int) -> str | None:
+    """``size`` bytes of ``source`` from ``offset`` into a new file ``dest`` (fewer if ``source`` is shorter);
+    returns their BLAKE3 (None where ``blake3`` is not installed). A content in a pack is at most 1 MiB."""
+    hasher = _blake3()
+    digest = hasher() if hasher is not None else None
     with open(source, "rb", buffering=0) as src, open(dest, "wb", buffering=0) as out:
         done = 0
-        while done < size and (n := os.sendfile(out.fileno(), src.fileno(), offset + done, size - done)):
-            done += n
+        while done < size and (chunk := os.pread(src.fileno(), min(_CHUNK, size - done), offset + done)):
+            out.write(chunk)
+            if digest is not None:
+                digest.update(chunk)
+            done += len(chunk)
+    return digest.hexdigest() if digest is not None else None
 
 
 def _sha256_of(path: str) -> str:

@@ -41,12 +41,13 @@ from grid_ops.server.datastore_uploads import (
     insert_packed,
     put_files,
     require_uploading,
+    stored_blobs,
 )
 from grid_ops.server.datastores import DatastoreRuntime, describe, find_datastore
 from grid_ops.server.errors import ApiError, bad_request, conflict
 from grid_ops.server.storage.base import blob_key
 from grid_ops.server.storage.local import LocalStore
-from grid_ops.server.storage.packs import PackWriter
+from grid_ops.server.storage.packs import PackWriter, merge_ranges
 
 MAX_PROBE_BYTES = 256
 COPY_THREADS = os.cpu_count() or 2  # copying is CPU work now (kernel copy, hashing): one thread a core
@@ -183,7 +184,7 @@ def _copy_one(
         return out
     if tmp.data is not None:  # small: read whole already, appended to the pack (no file of its own)
         try:
-            out.pack_offset = pack.append(tmp.data)
+            out.pack_offset = pack.append(sha, tmp.data)
         finally:
             tmp.discard()
     else:
@@ -244,18 +245,20 @@ def ingest_local_files(
             if now is None or now.deleted_at is not None:
                 raise ApiError(404, f"datastore {ref!r} was deleted during the upload")
             require_uploading(now)
-            insert_blobs(session, now.cluster_id, now.user_id, ((c.blake3 or "", c.size) for c in stored))
             packed = [(c.blake3 or "", c.pack_offset, c.size) for c in stored if c.pack_offset is not None]
-            recorded, dead = insert_packed(session, now.cluster_id, now.user_id, pack.key, packed)
+            known = set(stored_blobs(session, now, (sha for sha, _, _ in packed))) if packed else set()
+            insert_blobs(session, now.cluster_id, now.user_id, ((c.blake3 or "", c.size) for c in stored))
+            pack.publish()  # named before its rows are committed: a row never points at nothing
+            recorded, dead = insert_packed(session, now, pack.key, packed, known)
             put_files(session, now, [(c.path, c.blake3 or "", c.size, c.mode) for c in stored])
     except BaseException:
         pack.discard()  # nothing recorded points into it
         raise
     pack.close()
-    if pack.used and not recorded:  # every small file was stored inside a pack already
+    if pack.used and not recorded:  # the owner had every small file stored already
         pack.discard()
     else:
-        for offset, size in dead:  # copies of content found in a pack already: their space back
+        for offset, size in merge_ranges(dead):  # copies of content stored already: their space back
             with contextlib.suppress(OSError):
                 store.punch_hole(pack.key, offset, size)
     return LocalFilesResponse(

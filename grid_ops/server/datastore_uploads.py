@@ -158,34 +158,37 @@ def insert_blobs(session: Session, cluster_id: str, user_id: str, blobs: Iterabl
 
 
 def insert_packed(
-    session: Session, cluster_id: str, user_id: str, pack: str, entries: Iterable[tuple[str, int, int]]
+    session: Session,
+    row: DatastoreRow,
+    pack: str,
+    entries: Iterable[tuple[str, int, int]],
+    stored_already: set[str],
 ) -> tuple[int, list[tuple[int, int]]]:
-    """Record where content (blake3, offset, size) appended to the pack ``pack`` is. Content found inside a
-    pack already keeps that place. Returns how many were recorded, and the (offset, size) of the copies not
-    recorded, whose space the caller frees."""
-    first: dict[str, tuple[int, int]] = {}
-    dead: list[tuple[int, int]] = []
-    for sha, offset, size in entries:
-        if sha in first:  # the same content twice in one request
-            dead.append((offset, size))
-        else:
-            first[sha] = (offset, size)
-    wanted = sorted(first)
-    for start in range(0, len(wanted), 500):
-        for sha in session.scalars(
-            select(DatastorePackedBlobRow.blake3).where(
-                DatastorePackedBlobRow.cluster_id == cluster_id,
-                DatastorePackedBlobRow.user_id == user_id,
-                DatastorePackedBlobRow.blake3.in_(wanted[start : start + 500]),
-            )
-        ):
-            dead.append(first.pop(sha))
+    """Record where content (blake3, offset, size) appended to the pack ``pack`` is, except content the owner
+    had stored before (``stored_already``: it keeps its place) or that a concurrent request recorded first.
+    Returns how many were recorded here, and the (offset, size) of the copies not recorded, whose space the
+    caller frees."""
+    where = {sha: (offset, size) for sha, offset, size in entries}
     values = [
-        {"cluster_id": cluster_id, "user_id": user_id, "blake3": sha, "pack": pack, "offset": offset, "size": size}
-        for sha, (offset, size) in sorted(first.items())
+        {"cluster_id": row.cluster_id, "user_id": row.user_id, "blake3": sha, "pack": pack, "offset": o, "size": n}
+        for sha, (o, n) in sorted(where.items())
+        if sha not in stored_already
     ]
     _insert_new(session, _PACKED_TABLE, DatastorePackedBlobRow, values)
-    return len(values), dead
+    wanted = [value["blake3"] for value in values]
+    ours: set[str] = set()
+    for start in range(0, len(wanted), 500):  # what this transaction inserted (not a concurrent one)
+        ours.update(
+            session.scalars(
+                select(DatastorePackedBlobRow.blake3).where(
+                    DatastorePackedBlobRow.cluster_id == row.cluster_id,
+                    DatastorePackedBlobRow.user_id == row.user_id,
+                    DatastorePackedBlobRow.pack == pack,
+                    DatastorePackedBlobRow.blake3.in_(wanted[start : start + 500]),
+                )
+            )
+        )
+    return len(ours), [place for sha, place in where.items() if sha not in ours]
 
 
 def _insert_new(session: Session, table: Table, model: type[Any], values: list[dict[str, Any]]) -> None:

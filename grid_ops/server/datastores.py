@@ -48,6 +48,7 @@ from grid_ops.server.lookup import check_cluster
 from grid_ops.server.storage import BlobStore, StorageError, open_store
 from grid_ops.server.storage.base import UploadRef, blob_key
 from grid_ops.server.storage.local import LocalStore
+from grid_ops.server.storage.packs import merge_ranges
 from grid_ops.server.url_policy import UrlRefused, check_url
 
 Phase = DatastoreOptimizationStatus
@@ -351,9 +352,13 @@ class Cleanup:
             with contextlib.suppress(StorageError):
                 self.store.delete_object(key)
         if isinstance(self.store, LocalStore):
+            by_pack: dict[str, list[tuple[int, int]]] = {}
             for key, offset, size in self.holes:
-                with contextlib.suppress(StorageError, OSError):
-                    self.store.punch_hole(key, offset, size)
+                by_pack.setdefault(key, []).append((offset, size))
+            for key, ranges in by_pack.items():
+                for offset, size in merge_ranges(ranges):
+                    with contextlib.suppress(StorageError, OSError):
+                        self.store.punch_hole(key, offset, size)
 
 
 def delete_datastore(session: Session, runtime: DatastoreRuntime, row: DatastoreRow) -> Cleanup:

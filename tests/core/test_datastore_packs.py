@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 
 from grid_ops.client import GridClient
-from grid_ops.server.storage.blob_copy import SMALL
-from grid_ops.server.storage.packs import PackWriter, punch_hole
-from grid_ops.upload.uploader import DatastoreUploader
+from grid_ops.runner import datastore as runner_datastore
+from grid_ops.server.storage.blob_copy import SMALL, BlobCopier
+from grid_ops.server.storage.packs import PackWriter, merge_ranges, punch_hole
+from grid_ops.upload.uploader import DatastoreUploader, UploadOptions
 from tests.core.controlplane import ControlPlane, add_user
 from tests.core.datastore_helpers import (
     PLAIN,
@@ -88,10 +89,13 @@ def test_deleting_versions_frees_their_packed_content_and_removes_packs_nothing_
     assert len(packs) == 2
     older = max(packs, key=lambda p: p.stat().st_size)  # version 1's: shared and gone
     blocks = older.stat().st_blocks
+    gone_url = next(f.url for f in client.iter_datastore_files("days:1") if f.filename == "gone.bin")
+    assert gone_url is not None and PLAIN.get(gone_url, timeout=30).content == gone
     client.delete_datastore("days:1")
     _wait(lambda: older.stat().st_blocks < blocks)  # gone.bin's space given back, the pack kept for shared
     assert older.stat().st_blocks * 512 < 600_000 and blake3_hex(gone) not in stored_content(cp, client.user_id)
     assert read_version(client, "days:2") == tree_of(src)
+    assert PLAIN.get(gone_url, timeout=30).status_code == 404  # signed before, but its range is given up
     client.delete_datastore("days:2")
     _wait(lambda: not pack_files(cp, client.user_id))
     assert stored_content(cp, client.user_id) == {}
@@ -111,30 +115,63 @@ def test_content_already_inside_a_pack_is_not_packed_again(cp: ControlPlane, tmp
 
 
 def test_threads_appending_to_one_pack_get_their_own_ranges(tmp_path: Path) -> None:
-    pack = PackWriter(str(tmp_path), "owner")
-    assert not pack.used and not (tmp_path / "packs").exists()  # no file until the first blob
+    pack = PackWriter(str(tmp_path), "owner", BlobCopier(tmp_path))
+    folder = tmp_path / "packs" / "owner"
+    assert not pack.used and not folder.exists()  # no file until the first blob
     blobs = {i: os.urandom(1000 + i) for i in range(200)}
     offsets: dict[int, int] = {}
 
     def write(keys: list[int]) -> None:
         for i in keys:
-            offsets[i] = pack.append(blobs[i])
+            offsets[i] = pack.append(f"{i:064x}", blobs[i])
 
     threads = [threading.Thread(target=write, args=(list(range(k, 200, 4)),)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert pack.append(f"{7:064x}", blobs[7]) == offsets[7]  # the same content again: the same place
+    assert not list(folder.iterdir())  # unnamed until published: a process killed now leaves nothing
+    pack.publish()
     pack.close()
     data = (tmp_path / pack.key).read_bytes()
     assert len(data) == sum(len(b) for b in blobs.values())
     assert all(data[offsets[i] : offsets[i] + len(b)] == b for i, b in blobs.items())
     assert punch_hole(str(tmp_path / pack.key), offsets[7], len(blobs[7]))  # this file system frees ranges
     after = (tmp_path / pack.key).read_bytes()
-    assert after[offsets[7] : offsets[7] + len(blobs[7])] == bytes(len(blobs[7])) and len(after) == len(data)
+    assert len(after) == len(data)  # the size stays, and only whole blocks inside the range become zeros
     assert all(after[offsets[i] : offsets[i] + len(b)] == b for i, b in blobs.items() if i != 7)
     pack.discard()
-    assert not (tmp_path / pack.key).exists()
+    assert not list(folder.iterdir())
+
+
+def test_adjacent_ranges_are_freed_together() -> None:
+    assert merge_ranges([(10, 5), (0, 10), (30, 1), (15, 3), (31, 0)]) == [(0, 18), (30, 1)]
+
+
+def test_a_range_copy_is_checked_by_its_digest(tmp_path: Path) -> None:
+    content = os.urandom(5000)
+    (tmp_path / "pack").write_bytes(os.urandom(100) + content + os.urandom(100))
+    want = blake3_hex(content)
+    assert runner_datastore._copy(str(tmp_path / "pack"), str(tmp_path / "a"), 0o444, 5000, 100, want)
+    assert (tmp_path / "a").read_bytes() == content
+    (tmp_path / "pack").write_bytes(bytes(5200))  # the range was given up (a hole reads as zeros)
+    assert not runner_datastore._copy(str(tmp_path / "pack"), str(tmp_path / "b"), 0o444, 5000, 100, want)
+    assert not (tmp_path / "b").exists()  # the caller downloads it instead
+
+
+def test_content_stored_as_its_own_file_is_not_packed_again(cp: ControlPlane, tmp_path: Path) -> None:
+    client = _user(cp, "packs-loose")
+    src = make_tree(tmp_path / "data", {f"f{i}": random_bytes(3000, 40 + i) for i in range(5)})
+    result = DatastoreUploader(client, home=tmp_path / "home-1", options=UploadOptions(same_host=False)).upload(
+        "first", str(src)
+    )
+    assert result.stats.bytes_sent > 0  # through presigned URLs: a file per content
+    assert set(stored_content(cp, client.user_id).values()) == {"file"}
+    _upload(client, tmp_path / "home-2", "second", src)  # same host, from a home that knows nothing
+    assert set(stored_content(cp, client.user_id).values()) == {"file"}  # kept where it was
+    assert not pack_files(cp, client.user_id)  # the pack held only copies of stored content: removed
+    assert read_version(client, "second:1") == tree_of(src)
 
 
 def _wait(check: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -50,6 +50,7 @@ def test_a_file_outside_the_state_dir_is_copied_into_the_pack_or_under_its_diges
     pack = store.new_pack("user-1")
     out = _copy_one(store, "user-1", [os.path.realpath(state)], str, pack, _local_file(data / "x.bin", "x.bin"))
     assert out.problem is None and out.size == 100 and out.blake3 == blake3(b"x" * 100).hexdigest()
+    pack.publish()
     pack.close()
     packed = state / "datastores" / "local" / pack.key
     assert out.pack_offset == 0 and packed.read_bytes() == b"x" * 100  # a small file: inside the pack

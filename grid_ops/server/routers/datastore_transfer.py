@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
 
-from grid_ops.server.datastore_tables import DatastoreUploadRow
+from grid_ops.server.datastore_tables import DatastorePackedBlobRow, DatastoreUploadRow
 from grid_ops.server.datastores import DatastoreRuntime, runtime_of
 from grid_ops.server.errors import ApiError
 from grid_ops.server.storage.base import MAX_PART_SIZE, StorageError
@@ -118,13 +119,30 @@ def get_object(
     if offset is None and length is None:
         return FileResponse(path, media_type="application/octet-stream")
     start, count = offset or 0, length or 0
-    if start < 0 or count < 0 or start + count > path.stat().st_size:
-        raise ApiError(404, missing)
+    inside = start >= 0 and count >= 0 and start + count <= path.stat().st_size
+    if not inside or not _recorded(runtime, cluster_id, key, start, count):
+        raise ApiError(404, missing)  # a range given up since the URL was signed reads as zeros: not served
     return StreamingResponse(
         _read_range(str(path), start, count),
         media_type="application/octet-stream",
         headers={"Content-Length": str(count)},
     )
+
+
+def _recorded(runtime: DatastoreRuntime, cluster_id: str, pack: str, offset: int, size: int) -> bool:
+    """Whether a content is still recorded at this range of a pack."""
+    with runtime.sessions() as session:
+        found = session.scalar(
+            select(DatastorePackedBlobRow.blake3)
+            .where(
+                DatastorePackedBlobRow.cluster_id == cluster_id,
+                DatastorePackedBlobRow.pack == pack,
+                DatastorePackedBlobRow.offset == offset,
+                DatastorePackedBlobRow.size == size,
+            )
+            .limit(1)
+        )
+    return found is not None
 
 
 def _read_range(path: str, offset: int, length: int) -> Iterator[bytes]:

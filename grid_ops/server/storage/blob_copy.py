@@ -73,7 +73,7 @@ class TempBlob:
             self.data = None
         if self.named is None:
             try:
-                _link(self.fd, folder, name)
+                link_open_file(self.fd, folder, name)
                 return
             except FileExistsError:
                 pass
@@ -86,7 +86,7 @@ class TempBlob:
             return
         if os.stat(path).st_size != size:  # a damaged copy from before: replace it atomically
             spare = _temp_name(folder)
-            _link(self.fd, folder, os.path.basename(spare))
+            link_open_file(self.fd, folder, os.path.basename(spare))
             os.replace(spare, path)
 
     def discard(self) -> None:
@@ -100,7 +100,7 @@ class TempBlob:
             self.named = None
 
 
-def _link(fd: int, folder: str, name: str) -> None:
+def link_open_file(fd: int, folder: str, name: str) -> None:
     """Give the open file ``fd`` the name ``name`` in ``folder`` (``FileExistsError`` if taken). With a
     folder's file descriptor ``os.link`` is ``linkat``, which follows ``/proc/self/fd/N`` to the open file."""
     folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

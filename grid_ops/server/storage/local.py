@@ -251,7 +251,7 @@ class LocalStore(BlobStore):
 
     def new_pack(self, owner: str) -> PackWriter:
         """A pack for the small files of one request of ``owner`` (``packs.py``)."""
-        return PackWriter(self._root, owner)
+        return PackWriter(self._root, owner, self._copier)
 
     def punch_hole(self, key: str, offset: int, length: int) -> None:
         """Free the space of content inside a pack that no version uses any more."""
