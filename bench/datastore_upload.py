@@ -179,7 +179,7 @@ def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
     in the store's layout (256 folders by the hash's first two digits); no HTTP, database or checks."""
     dest.mkdir(parents=True)
     copier = BlobCopier(dest)
-    pack = PackWriter(str(dest), "floor")
+    pack = PackWriter(str(dest), "floor", copier)
 
     def one(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
@@ -188,7 +188,7 @@ def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
         finally:
             os.close(fd)
         if copy.data is not None:
-            pack.append(copy.data)
+            pack.append(sha, copy.data)
             copy.discard()
         else:
             copy.keep(dest / sha[:2] / sha, size)
@@ -196,6 +196,7 @@ def copy_and_hash(files: list[Path], dest: Path, threads: int = 2) -> float:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, sorted(files, key=lambda p: -p.stat().st_size)))
+    pack.publish()
     pack.close()
     return time.perf_counter() - t0
 
