@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import median
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from datastore_upload import CONFIG, delete_version, fresh_client, ours, plain_copy, wait_deleted
 
 from grid_ops.client import GridClient
@@ -112,7 +108,13 @@ def bench(cp: ControlPlane, files: list[Path], src: Path, rounds: int, work: Pat
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--files", type=int, nargs="+", default=[10_000, 50_000], help="sizes to measure")
+    ap.add_argument(
+        "--files",
+        type=int,
+        nargs="+",
+        default=[10_000, 50_000],
+        help="sizes to measure, each at least 5,000 (the resume is interrupted between batches of 1,000 files)",
+    )
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grid-bench-many-", dir="/tmp"))
